@@ -1,0 +1,60 @@
+/* core.c: luaopen_flare_core, the one entry point of the C module. It builds the module
+ * table and the tensor methods table, lets each binding file register its area, and
+ * reports the build (BLAS, threads, CUDA) for the banner. */
+#include "lua_tensor.h"
+
+static int f_set_num_threads(lua_State *L)
+{
+    int64_t n = fl_lua_checkint(L, 1);
+    if (n < 1 || n > 1024)
+        return luaL_argerror(L, 1, lua_pushfstring(L, "expected a thread count from 1 to 1024, got %I", (lua_Integer)n));
+    fl_set_num_threads((int)n);
+    return 0;
+}
+
+static int f_get_num_threads(lua_State *L)
+{
+    lua_pushinteger(L, fl_get_num_threads());
+    return 1;
+}
+
+static int f_blas_info(lua_State *L)
+{
+    lua_pushstring(L, fl_blas_info());
+    return 1;
+}
+
+static int f_bytes_allocated(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)fl_bytes_allocated());
+    return 1;
+}
+
+static const fl_lua_reg core_regs[] = {
+    {"set_num_threads", f_set_num_threads, FL_REG_MODULE, 0},
+    {"get_num_threads", f_get_num_threads, FL_REG_MODULE, 0},
+    {"blas_info", f_blas_info, FL_REG_MODULE, 0},
+    {"bytes_allocated", f_bytes_allocated, FL_REG_MODULE, 0},
+    {NULL, NULL, 0, 0},
+};
+
+int luaopen_flare_core(lua_State *L);
+int luaopen_flare_core(lua_State *L)
+{
+    if (fl_blas_init() < 0)
+        return luaL_error(L, "flare: %s", fl_last_error());
+    lua_newtable(L);
+    int module = lua_gettop(L);
+    lua_newtable(L);
+    int methods = lua_gettop(L);
+    lua_pushvalue(L, methods);
+    lua_setfield(L, module, "_methods");
+    fl_lua_register(L, module, methods, core_regs);
+    fl_bind_tensor(L, module, methods);
+    fl_bind_creation(L, module, methods);
+    fl_bind_math(L, module, methods);
+    lua_pushliteral(L, FL_VERSION);
+    lua_setfield(L, module, "version");
+    lua_settop(L, module);
+    return 1;
+}

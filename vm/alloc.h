@@ -1,0 +1,20 @@
+/* alloc.h: the allocator interface behind storage. One allocator per device type; the CUDA
+ * backend registers its own (a caching allocator) without touching any op. */
+#ifndef FL_ALLOC_H
+#define FL_ALLOC_H
+
+#include "flare.h"
+
+typedef struct fl_allocator {
+    const char *name;
+    void *(*alloc)(size_t nbytes);            /* NULL on failure */
+    void (*free)(void *ptr, size_t nbytes);
+} fl_allocator;
+
+void fl_allocator_register(fl_device_type type, const fl_allocator *a);
+const fl_allocator *fl_allocator_for(fl_device_type type);
+
+fl_storage *fl_storage_new(size_t nbytes, fl_device dev);
+void fl_storage_release(fl_storage *s);
+
+#endif

@@ -1,0 +1,189 @@
+/* flare.h: the public interface of the engine core (vm/).
+ *
+ * Everything here is plain C: no Lua. Functions that can fail return NULL (or a negative
+ * status) and leave a message in fl_last_error(); they never abort and never leak on the
+ * error path. Tensors are refcounted views (shape, strides, offset) over refcounted storage. */
+#ifndef FLARE_H
+#define FLARE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FL_VERSION "0.1"
+#define FL_MAX_DIMS 8
+
+/* ---------------------------------------------------------------- dtypes and devices */
+
+typedef enum {
+    FL_DTYPE_F32,
+    FL_DTYPE_F64,
+    FL_DTYPE_I64,
+    FL_DTYPE_I32,
+    FL_DTYPE_U8,
+    FL_DTYPE_BOOL,
+    FL_DTYPE_COUNT
+} fl_dtype;
+
+size_t fl_dtype_size(fl_dtype dt);
+const char *fl_dtype_name(fl_dtype dt);        /* "float32", ... */
+int fl_dtype_from_name(const char *name);      /* -1 if unknown */
+bool fl_dtype_is_float(fl_dtype dt);
+fl_dtype fl_dtype_promote(fl_dtype a, fl_dtype b);
+
+typedef enum { FL_DEVICE_CPU, FL_DEVICE_CUDA } fl_device_type;
+typedef struct {
+    fl_device_type type;
+    int index;
+} fl_device;
+
+#define FL_CPU ((fl_device){FL_DEVICE_CPU, 0})
+
+/* ---------------------------------------------------------------- errors */
+
+const char *fl_last_error(void);
+void fl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Writes "[2, 3]" into buf. */
+const char *fl_shape_str(char *buf, size_t len, int ndim, const int64_t *shape);
+
+/* ---------------------------------------------------------------- storage and tensors */
+
+typedef struct fl_storage {
+    void *data;
+    size_t nbytes;
+    int64_t refcount;
+    fl_device device;
+    uint32_t version;      /* bumped by every in-place write; autograd checks it */
+} fl_storage;
+
+struct fl_node;
+
+typedef struct fl_tensor {
+    int64_t refcount;
+    fl_dtype dtype;
+    int ndim;
+    int64_t shape[FL_MAX_DIMS];
+    int64_t strides[FL_MAX_DIMS];  /* in elements */
+    int64_t offset;                /* in elements */
+    int64_t numel;
+    fl_storage *storage;
+    /* autograd */
+    bool requires_grad;
+    struct fl_tensor *grad;
+    struct fl_node *grad_fn;       /* NULL for leaves */
+    int output_nr;
+    int64_t retains_grad_hooks;    /* hooks registered from the binding layer */
+} fl_tensor;
+
+/* Contiguous, uninitialised tensor. */
+fl_tensor *fl_tensor_empty(fl_dtype dt, int ndim, const int64_t *shape, fl_device dev);
+fl_tensor *fl_tensor_zeros(fl_dtype dt, int ndim, const int64_t *shape, fl_device dev);
+/* A new view over t's storage. */
+fl_tensor *fl_tensor_view_of(const fl_tensor *t, int ndim, const int64_t *shape,
+                             const int64_t *strides, int64_t offset);
+fl_tensor *fl_tensor_retain(fl_tensor *t);
+void fl_tensor_release(fl_tensor *t);
+
+static inline void *fl_tensor_data(const fl_tensor *t)
+{
+    return (char *)t->storage->data + t->offset * (int64_t)fl_dtype_size(t->dtype);
+}
+bool fl_tensor_is_contiguous(const fl_tensor *t);
+bool fl_shape_equal(const fl_tensor *a, const fl_tensor *b);
+void fl_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
+/* numel of a shape, or -1 on overflow / negative size (message set). */
+int64_t fl_shape_numel(int ndim, const int64_t *shape);
+
+/* Bytes of tensor data currently allocated; used by the binding to pace Lua's GC. */
+size_t fl_bytes_allocated(void);
+size_t fl_bytes_allocated_total(void);
+
+/* Element access as double / int64 (any dtype, any strides); index in elements of storage. */
+double fl_load_f64(fl_dtype dt, const void *base, int64_t i);
+int64_t fl_load_i64(fl_dtype dt, const void *base, int64_t i);
+void fl_store_f64(fl_dtype dt, void *base, int64_t i, double v);
+void fl_store_i64(fl_dtype dt, void *base, int64_t i, int64_t v);
+
+/* ---------------------------------------------------------------- ops: creation */
+
+int fl_fill(fl_tensor *t, double v);                     /* in place, any layout */
+int fl_copy(fl_tensor *dst, const fl_tensor *src);       /* broadcast + cast */
+fl_tensor *fl_contiguous(fl_tensor *t);                  /* retains t if already */
+fl_tensor *fl_clone(const fl_tensor *t);
+fl_tensor *fl_cast(const fl_tensor *t, fl_dtype dt);
+fl_tensor *fl_arange(double start, double end, double step, fl_dtype dt);
+fl_tensor *fl_linspace(double start, double end, int64_t n, fl_dtype dt);
+fl_tensor *fl_eye(int64_t n, int64_t m, fl_dtype dt);
+
+/* ---------------------------------------------------------------- random */
+
+void fl_manual_seed(uint64_t seed);
+void fl_rng_get_state(uint64_t *seed, uint64_t *offset);
+void fl_rng_set_state(uint64_t seed, uint64_t offset);
+int fl_rand_uniform(fl_tensor *t, double lo, double hi);    /* in place */
+int fl_rand_normal(fl_tensor *t, double mean, double std);  /* in place */
+int fl_rand_int(fl_tensor *t, int64_t lo, int64_t hi);      /* [lo, hi) */
+int fl_rand_bernoulli(fl_tensor *t, double p);
+fl_tensor *fl_randperm(int64_t n, fl_dtype dt);
+uint64_t fl_rng_next_u64(void);
+
+/* ---------------------------------------------------------------- elementwise */
+
+typedef enum {
+    FL_BINOP_ADD, FL_BINOP_SUB, FL_BINOP_MUL, FL_BINOP_DIV, FL_BINOP_POW,
+    FL_BINOP_MAXIMUM, FL_BINOP_MINIMUM, FL_BINOP_FMOD, FL_BINOP_ATAN2,
+    FL_BINOP_EQ, FL_BINOP_NE, FL_BINOP_LT, FL_BINOP_LE, FL_BINOP_GT, FL_BINOP_GE,
+    FL_BINOP_AND, FL_BINOP_OR, FL_BINOP_XOR,
+    FL_BINOP_COUNT
+} fl_binop;
+
+typedef enum {
+    FL_UNOP_NEG, FL_UNOP_ABS, FL_UNOP_EXP, FL_UNOP_LOG, FL_UNOP_LOG1P, FL_UNOP_EXPM1,
+    FL_UNOP_SQRT, FL_UNOP_RSQRT, FL_UNOP_SIN, FL_UNOP_COS, FL_UNOP_TANH, FL_UNOP_SIGMOID,
+    FL_UNOP_RELU, FL_UNOP_GELU, FL_UNOP_SILU, FL_UNOP_FLOOR, FL_UNOP_CEIL, FL_UNOP_ROUND,
+    FL_UNOP_SIGN, FL_UNOP_RECIPROCAL, FL_UNOP_SQUARE, FL_UNOP_LOG2, FL_UNOP_SOFTPLUS,
+    FL_UNOP_NOT, FL_UNOP_ISNAN, FL_UNOP_ISINF, FL_UNOP_ISFINITE, FL_UNOP_TRUNC, FL_UNOP_TAN,
+    FL_UNOP_ASIN, FL_UNOP_ACOS, FL_UNOP_ATAN, FL_UNOP_SINH, FL_UNOP_COSH, FL_UNOP_ERF,
+    FL_UNOP_COUNT
+} fl_unop;
+
+const char *fl_binop_name(fl_binop op);
+const char *fl_unop_name(fl_unop op);
+
+/* Result dtype of a binary op; `a_scalar`/`b_scalar` mark Lua numbers wrapped as 0-dim
+ * tensors, which (as in PyTorch) do not raise the result's category-internal width. */
+fl_dtype fl_binop_result_dtype(fl_binop op, const fl_tensor *a, const fl_tensor *b);
+fl_dtype fl_unop_result_dtype(fl_unop op, fl_dtype in);
+/* Broadcast shape of a and b into out (ndim returned), or -1 with a message. */
+int fl_broadcast_shape(int na, const int64_t *sa, int nb, const int64_t *sb, int64_t *out);
+
+fl_tensor *fl_binary(fl_binop op, const fl_tensor *a, const fl_tensor *b);
+/* In place: a = a op b (b broadcast to a's shape, result cast to a's dtype). */
+int fl_binary_(fl_binop op, fl_tensor *a, const fl_tensor *b);
+fl_tensor *fl_unary(fl_unop op, const fl_tensor *a);
+int fl_unary_(fl_unop op, fl_tensor *a);
+/* Scalar fast path: a op s (or s op a if reversed), result dtype as for a Lua number. */
+fl_tensor *fl_binary_scalar(fl_binop op, const fl_tensor *a, double s, bool reversed);
+fl_dtype fl_scalar_operand_dtype(const fl_tensor *a, double s);
+fl_tensor *fl_scalar_tensor(double v, fl_dtype dt, fl_device dev);
+fl_tensor *fl_clamp(const fl_tensor *a, double lo, double hi);   /* NaN bounds = absent */
+fl_tensor *fl_where(const fl_tensor *cond, const fl_tensor *a, const fl_tensor *b);
+
+/* ---------------------------------------------------------------- views (dims 0-based here) */
+
+fl_tensor *fl_select(const fl_tensor *t, int dim, int64_t index);
+fl_tensor *fl_narrow(const fl_tensor *t, int dim, int64_t start, int64_t length);
+
+/* ---------------------------------------------------------------- threads and BLAS */
+
+void fl_set_num_threads(int n);
+int fl_get_num_threads(void);
+/* Runs fn over [0, n) split in chunks of at least `grain`, on the pool. */
+typedef void (*fl_range_fn)(void *ctx, int64_t begin, int64_t end);
+void fl_parallel_for(int64_t n, int64_t grain, fl_range_fn fn, void *ctx);
+
+/* Loads OpenBLAS (choosing the right kernels for this CPU first). 0 on success. */
+int fl_blas_init(void);
+const char *fl_blas_info(void);   /* "OpenBLAS 0.3.21 SkylakeX (2 threads)" */
+
+#endif

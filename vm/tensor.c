@@ -1,0 +1,140 @@
+/* tensor.c: tensor lifetime and layout. A tensor is a refcounted view (shape, strides,
+ * offset) over a refcounted storage; views share storage, never bytes. */
+#include "alloc.h"
+
+
+#include <stdlib.h>
+#include <string.h>
+
+int64_t fl_shape_numel(int ndim, const int64_t *shape)
+{
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) {
+            fl_error("size must be non-negative, got %lld at dimension %d", (long long)shape[i], i + 1);
+            return -1;
+        }
+        if (shape[i] && n > INT64_MAX / shape[i]) {
+            char buf[256];
+            fl_error("size %s has too many elements", fl_shape_str(buf, sizeof buf, ndim, shape));
+            return -1;
+        }
+        n *= shape[i];
+    }
+    return n;
+}
+
+void fl_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides)
+{
+    int64_t s = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        strides[i] = s;
+        s *= shape[i] > 0 ? shape[i] : 1;
+    }
+}
+
+static fl_tensor *tensor_header(fl_dtype dt, int ndim, const int64_t *shape)
+{
+    if (ndim < 0 || ndim > FL_MAX_DIMS) {
+        fl_error("a tensor has at most %d dimensions, got %d", FL_MAX_DIMS, ndim);
+        return NULL;
+    }
+    int64_t n = fl_shape_numel(ndim, shape);
+    if (n < 0)
+        return NULL;
+    fl_tensor *t = calloc(1, sizeof *t);
+    if (!t) {
+        fl_error("out of memory");
+        return NULL;
+    }
+    t->refcount = 1;
+    t->dtype = dt;
+    t->ndim = ndim;
+    t->numel = n;
+    if (ndim)
+        memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+    return t;
+}
+
+fl_tensor *fl_tensor_empty(fl_dtype dt, int ndim, const int64_t *shape, fl_device dev)
+{
+    fl_tensor *t = tensor_header(dt, ndim, shape);
+    if (!t)
+        return NULL;
+    if ((uint64_t)t->numel > SIZE_MAX / 16) {
+        fl_error("size too large: %lld elements", (long long)t->numel);
+        free(t);
+        return NULL;
+    }
+    t->storage = fl_storage_new((size_t)t->numel * fl_dtype_size(dt), dev);
+    if (!t->storage) {
+        free(t);
+        return NULL;
+    }
+    fl_contiguous_strides(ndim, t->shape, t->strides);
+    return t;
+}
+
+fl_tensor *fl_tensor_zeros(fl_dtype dt, int ndim, const int64_t *shape, fl_device dev)
+{
+    fl_tensor *t = fl_tensor_empty(dt, ndim, shape, dev);
+    if (t && dev.type == FL_DEVICE_CPU)
+        memset(t->storage->data, 0, t->storage->nbytes);
+    else if (t && fl_fill(t, 0) < 0) {
+        fl_tensor_release(t);
+        return NULL;
+    }
+    return t;
+}
+
+fl_tensor *fl_tensor_view_of(const fl_tensor *src, int ndim, const int64_t *shape,
+                             const int64_t *strides, int64_t offset)
+{
+    fl_tensor *t = tensor_header(src->dtype, ndim, shape);
+    if (!t)
+        return NULL;
+    if (ndim)
+        memcpy(t->strides, strides, (size_t)ndim * sizeof *strides);
+    t->offset = offset;
+    t->storage = src->storage;
+    t->storage->refcount++;
+    return t;
+}
+
+fl_tensor *fl_tensor_retain(fl_tensor *t)
+{
+    if (t)
+        t->refcount++;
+    return t;
+}
+
+void fl_tensor_release(fl_tensor *t)
+{
+    if (!t || --t->refcount > 0)
+        return;
+    fl_storage_release(t->storage);
+    fl_tensor_release(t->grad);
+
+    free(t);
+}
+
+bool fl_tensor_is_contiguous(const fl_tensor *t)
+{
+    int64_t s = 1;
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        if (t->shape[i] != 1 && t->strides[i] != s)
+            return false;
+        s *= t->shape[i];
+    }
+    return true;
+}
+
+bool fl_shape_equal(const fl_tensor *a, const fl_tensor *b)
+{
+    if (a->ndim != b->ndim)
+        return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i])
+            return false;
+    return true;
+}
