@@ -53,6 +53,9 @@ int luaopen_flare_core(lua_State *L)
     fl_bind_tensor(L, module, methods);
     fl_bind_creation(L, module, methods);
     fl_bind_math(L, module, methods);
+    fl_bind_view(L, module, methods);
+    fl_bind_reduce(L, module, methods);
+    fl_bind_linalg(L, module, methods);
     lua_pushliteral(L, FL_VERSION);
     lua_setfield(L, module, "version");
     lua_settop(L, module);

@@ -72,5 +72,8 @@ void fl_lua_register(lua_State *L, int module, int methods, const fl_lua_reg *re
 void fl_bind_tensor(lua_State *L, int module, int methods);
 void fl_bind_creation(lua_State *L, int module, int methods);
 void fl_bind_math(lua_State *L, int module, int methods);
+void fl_bind_view(lua_State *L, int module, int methods);      /* bindings/view.c */
+void fl_bind_reduce(lua_State *L, int module, int methods);    /* bindings/reduce.c */
+void fl_bind_linalg(lua_State *L, int module, int methods);    /* bindings/linalg.c */
 
 #endif

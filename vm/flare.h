@@ -174,6 +174,12 @@ fl_tensor *fl_where(const fl_tensor *cond, const fl_tensor *a, const fl_tensor *
 fl_tensor *fl_select(const fl_tensor *t, int dim, int64_t index);
 fl_tensor *fl_narrow(const fl_tensor *t, int dim, int64_t start, int64_t length);
 
+/* ---------------------------------------------------------------- movement and indexing ops
+ * (views, reshape, cat/stack, gather/scatter, masks, nonzero; vm/view.c, vm/index.c) */
+
+/* ---------------------------------------------------------------- reductions, sorting and
+ * linear algebra (vm/reduce.c, vm/sort.c, vm/linalg.c) */
+
 /* ---------------------------------------------------------------- threads and BLAS */
 
 void fl_set_num_threads(int n);
