@@ -94,6 +94,7 @@ static int f_tensor(lua_State *L)
     fl_lua_fill(L, slot, t, "tensor");
     int64_t pos = 0;
     fill_from_table(L, 1, 0, t, &pos);
+    fl_lua_apply_requires_grad(L, 2, t);
     return 1;
 }
 
@@ -103,7 +104,7 @@ typedef enum { INIT_EMPTY, INIT_ZEROS, INIT_ONES, INIT_FULL, INIT_RAND, INIT_RAN
 
 static const char *init_names[] = {"empty", "zeros", "ones", "full", "rand", "randn"};
 
-static int init_tensor(lua_State *L, fl_tensor **slot, fl_tensor *t, init_kind kind, double v)
+static int init_tensor(lua_State *L, fl_tensor **slot, fl_tensor *t, init_kind kind, double v, int opts)
 {
     const char *fname = init_names[kind];
     fl_lua_fill(L, slot, t, fname);
@@ -126,6 +127,7 @@ static int init_tensor(lua_State *L, fl_tensor **slot, fl_tensor *t, init_kind k
     }
     if (rc < 0)
         fl_lua_error(L, fname);
+    fl_lua_apply_requires_grad(L, opts, t);
     return 1;
 }
 
@@ -157,7 +159,7 @@ static int f_shaped(lua_State *L)
     fl_device dev = fl_lua_optdevice(L, next);
     fl_tensor **slot = fl_lua_newslot(L);
     fl_tensor *t = kind == INIT_ZEROS ? fl_tensor_zeros(dt, ndim, shape, dev) : fl_tensor_empty(dt, ndim, shape, dev);
-    return init_tensor(L, slot, t, kind, v);
+    return init_tensor(L, slot, t, kind, v, next);
 }
 
 /* flare.zeros_like(x [, opts]) and friends; full_like(x, v [, opts]). */
@@ -177,7 +179,7 @@ static int f_like(lua_State *L)
     fl_tensor **slot = fl_lua_newslot(L);
     fl_tensor *t = kind == INIT_ZEROS ? fl_tensor_zeros(dt, x->ndim, x->shape, x->storage->device)
                                       : fl_tensor_empty(dt, x->ndim, x->shape, x->storage->device);
-    return init_tensor(L, slot, t, kind, v);
+    return init_tensor(L, slot, t, kind, v, opts);
 }
 
 static double checkfinite(lua_State *L, int arg)

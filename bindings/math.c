@@ -154,20 +154,20 @@ static void register_ops(lua_State *L, int module, int methods)
         fl_lua_reg r[] = {{name, f_binary, FL_REG_BOTH, op}, {NULL, NULL, 0, 0}};
         fl_lua_register(L, module, methods, r);
         if (op <= FL_BINOP_ATAN2) {
+            lua_pushfstring(L, "%s_", name);
             lua_pushinteger(L, op);
             lua_pushcclosure(L, m_binary_, 1);
-            lua_setfield(L, methods, lua_pushfstring(L, "%s_", name));
-            lua_pop(L, 1);
+            lua_settable(L, methods);
         }
     }
     for (int op = 0; op < FL_UNOP_COUNT; op++) {
         const char *name = fl_unop_name((fl_unop)op);
         fl_lua_reg r[] = {{name, f_unary, FL_REG_BOTH, op}, {NULL, NULL, 0, 0}};
         fl_lua_register(L, module, methods, r);
+        lua_pushfstring(L, "%s_", name);
         lua_pushinteger(L, op);
         lua_pushcclosure(L, m_unary_, 1);
-        lua_setfield(L, methods, lua_pushfstring(L, "%s_", name));
-        lua_pop(L, 1);
+        lua_settable(L, methods);
     }
 }
 

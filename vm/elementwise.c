@@ -1,5 +1,6 @@
 /* elementwise.c: broadcasting binary and unary ops, casts, copies and fills, with PyTorch's
  * type promotion. Shapes and dtypes are worked out here; the arithmetic is in kernels/. */
+#include "autograd.h"
 #include "iter.h"
 #include "../kernels/cpu/kernels.h"
 
@@ -150,6 +151,51 @@ static void cast_run(void *p, char **ptr, const int64_t *st, int64_t n)
     fl_cpu_cast(dts[0], ptr[0], dts[1], ptr[1], n, st[0], st[1]);
 }
 
+/* ---------------------------------------------------------------- autograd records */
+
+static int record(fl_node *n, fl_tensor *out, int nsave, const fl_tensor *const *save)
+{
+    if (!n)
+        return -1;
+    for (int i = 0; i < nsave; i++) {
+        if (save[i] && fl_node_save(n, i, save[i]) < 0) {
+            fl_node_release(n);
+            return -1;
+        }
+    }
+    fl_node_attach(n, out);
+    return 0;
+}
+
+static int record_binary(fl_binop op, fl_tensor *out, const fl_tensor *a, const fl_tensor *b)
+{
+    const fl_tensor *in[2] = {a, b};
+    fl_node *n = fl_node_new(FL_GRAD_BINARY, fl_binop_name(op), 2, in);
+    if (n)
+        n->iargs[0] = op;
+    /* add and sub need nothing saved; pow also needs its output */
+    const fl_tensor *save[3] = {a, b, op == FL_BINOP_POW ? out : NULL};
+    bool linear = op == FL_BINOP_ADD || op == FL_BINOP_SUB;
+    return record(n, out, linear ? 0 : 3, save);
+}
+
+static bool unop_is_differentiable(fl_unop op)
+{
+    return op != FL_UNOP_NOT && op != FL_UNOP_ISNAN && op != FL_UNOP_ISINF && op != FL_UNOP_ISFINITE;
+}
+
+/* In-place writes bypass the tape, so they are refused on tensors that take part in it. */
+static int check_inplace(const fl_tensor *t)
+{
+    if (fl_needs_grad(t)) {
+        fl_error("in-place operation on a tensor that requires grad (%s); use the out-of-place "
+                 "form, or flare.no_grad() for updates such as optimizer steps",
+                 t->grad_fn ? "it has a grad_fn" : "a leaf");
+        return -1;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- binary */
 
 fl_tensor *fl_binary(fl_binop op, const fl_tensor *a, const fl_tensor *b)
@@ -170,6 +216,11 @@ fl_tensor *fl_binary(fl_binop op, const fl_tensor *a, const fl_tensor *b)
     }
     fl_tensor_release(ca);
     fl_tensor_release(cb);
+    if (out && !binop_is_predicate(op) && (fl_needs_grad(a) || fl_needs_grad(b)) &&
+        record_binary(op, out, a, b) < 0) {
+        fl_tensor_release(out);
+        return NULL;
+    }
     return out;
 }
 
@@ -227,6 +278,8 @@ int fl_binary_(fl_binop op, fl_tensor *a, const fl_tensor *b)
                  fl_dtype_name(a->dtype));
         return -1;
     }
+    if (check_inplace(a) < 0)
+        return -1;
     int rc = -1;
     fl_tensor *ca = as_dtype(a, cdt), *cb = ca ? as_dtype(b, cdt) : NULL;
     if (cb) {
@@ -263,11 +316,23 @@ fl_tensor *fl_unary(fl_unop op, const fl_tensor *a)
         fl_iter_run(&it, unary_run, &c, true);
     }
     fl_tensor_release(ca);
+    if (out && unop_is_differentiable(op) && fl_needs_grad(a)) {
+        fl_node *n = fl_node_new(FL_GRAD_UNARY, fl_unop_name(op), 1, &a);
+        if (n)
+            n->iargs[0] = op;
+        const fl_tensor *save[2] = {a, out};
+        if (record(n, out, 2, save) < 0) {
+            fl_tensor_release(out);
+            return NULL;
+        }
+    }
     return out;
 }
 
 int fl_unary_(fl_unop op, fl_tensor *a)
 {
+    if (check_inplace(a) < 0)
+        return -1;
     if (fl_unop_result_dtype(op, a->dtype) != a->dtype) {
         fl_error("result of type %s cannot be stored in the in-place target of type %s",
                  fl_dtype_name(fl_unop_result_dtype(op, a->dtype)),
@@ -305,6 +370,17 @@ fl_tensor *fl_clamp(const fl_tensor *a, double lo, double hi)
     fl_iter_init(&it, out->ndim, out->shape, 2, ts);
     clamp_ctx c = {a->dtype, lo, hi, !isnan(lo), !isnan(hi)};
     fl_iter_run(&it, clamp_run, &c, true);
+    if (fl_needs_grad(a)) {
+        fl_node *n = fl_node_new(FL_GRAD_CLAMP, "clamp", 1, &a);
+        if (n) {
+            n->dargs[0] = lo;
+            n->dargs[1] = hi;
+        }
+        if (record(n, out, 1, &a) < 0) {
+            fl_tensor_release(out);
+            return NULL;
+        }
+    }
     return out;
 }
 
@@ -343,6 +419,13 @@ fl_tensor *fl_where(const fl_tensor *cond, const fl_tensor *a, const fl_tensor *
     }
     fl_tensor_release(ca);
     fl_tensor_release(cb);
+    if (out && (fl_needs_grad(a) || fl_needs_grad(b))) {
+        const fl_tensor *in[3] = {NULL, a, b};
+        if (record(fl_node_new(FL_GRAD_WHERE, "where", 3, in), out, 1, &cond) < 0) {
+            fl_tensor_release(out);
+            return NULL;
+        }
+    }
     return out;
 }
 
@@ -352,7 +435,7 @@ int fl_copy(fl_tensor *dst, const fl_tensor *src)
 {
     int64_t shape[FL_MAX_DIMS];
     char b1[160], b2[160];
-    if (check_same_device(dst, src) < 0)
+    if (check_same_device(dst, src) < 0 || check_inplace(dst) < 0)
         return -1;
     int nd = fl_broadcast_shape(dst->ndim, dst->shape, src->ndim, src->shape, shape);
     if (nd != dst->ndim || memcmp(shape, dst->shape, (size_t)nd * sizeof *shape) != 0) {
@@ -378,6 +461,8 @@ static void fill_run(void *p, char **ptr, const int64_t *st, int64_t n)
 
 int fl_fill(fl_tensor *t, double v)
 {
+    if (check_inplace(t) < 0)
+        return -1;
     fl_iter it;
     const fl_tensor *ts[1] = {t};
     fl_iter_init(&it, t->ndim, t->shape, 1, ts);
@@ -391,6 +476,11 @@ fl_tensor *fl_cast(const fl_tensor *t, fl_dtype dt)
 {
     fl_tensor *out = fl_tensor_empty(dt, t->ndim, t->shape, t->storage->device);
     if (out && fl_copy(out, t) < 0) {
+        fl_tensor_release(out);
+        return NULL;
+    }
+    if (out && fl_dtype_is_float(dt) && fl_needs_grad(t) &&
+        record(fl_node_new(FL_GRAD_CAST, "to", 1, &t), out, 0, NULL) < 0) {
         fl_tensor_release(out);
         return NULL;
     }

@@ -1,6 +1,7 @@
 /* tensor.c: tensor lifetime and layout. A tensor is a refcounted view (shape, strides,
  * offset) over a refcounted storage; views share storage, never bytes. */
 #include "alloc.h"
+#include "autograd.h"
 
 
 #include <stdlib.h>

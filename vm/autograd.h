@@ -1,0 +1,91 @@
+/* autograd.h: the tape. Ops that see an input requiring grad (in grad mode) record a node:
+ * which backward rule to run, edges to the nodes that produced their inputs, and the
+ * tensors the rule needs (saved as detached views, with their storage version so that an
+ * in-place change before backward is caught). Leaves get an accumulate node that adds into
+ * their .grad. Backward walks the graph iteratively (no recursion), then frees what it saved
+ * unless asked to retain the graph. */
+#ifndef FL_AUTOGRAD_H
+#define FL_AUTOGRAD_H
+
+#include "flare.h"
+
+/* The backward rules, one per differentiable primitive (vm/backward.c). */
+typedef enum {
+    FL_GRAD_ACCUMULATE,      /* leaf: adds into .grad */
+    FL_GRAD_BINARY,          /* iargs[0] = fl_binop */
+    FL_GRAD_UNARY,           /* iargs[0] = fl_unop */
+    FL_GRAD_CLAMP,           /* dargs = lo, hi (NaN = absent) */
+    FL_GRAD_WHERE,           /* saved[0] = condition */
+    FL_GRAD_CAST,            /* back to the input's dtype */
+    FL_GRAD_SELECT,          /* iargs = dim, index */
+    FL_GRAD_NARROW,          /* iargs = dim, start */
+    FL_GRAD_COUNT
+} fl_grad_rule;
+
+const char *fl_grad_rule_name(fl_grad_rule r);
+
+#define FL_NODE_MAX_IN 3
+#define FL_NODE_MAX_SAVED 4
+
+typedef struct fl_node {
+    int64_t refcount;
+    fl_grad_rule rule;
+    const char *name;                       /* the forward op, for messages: "mul", "exp" */
+    int nin;
+    struct fl_node *next[FL_NODE_MAX_IN];   /* where each input's gradient goes (NULL: none) */
+    /* shapes and dtypes of the inputs, to reduce broadcast gradients back */
+    int in_ndim[FL_NODE_MAX_IN];
+    int64_t in_shape[FL_NODE_MAX_IN][FL_MAX_DIMS];
+    fl_dtype in_dtype[FL_NODE_MAX_IN];
+    fl_tensor *saved[FL_NODE_MAX_SAVED];
+    uint32_t saved_version[FL_NODE_MAX_SAVED];
+    int64_t iargs[4];
+    double dargs[2];
+    fl_tensor *leaf;                        /* FL_GRAD_ACCUMULATE only */
+    bool freed;                             /* saved tensors released after backward */
+    char *where;                            /* forward's source line (anomaly mode) */
+    /* scratch for one backward pass */
+    uint64_t pass;
+    int64_t deps;
+    fl_tensor *grad;
+} fl_node;
+
+bool fl_grad_enabled(void);
+void fl_set_grad_enabled(bool on);
+
+static inline bool fl_needs_grad(const fl_tensor *t)
+{
+    return t->requires_grad && fl_grad_enabled();
+}
+
+/* Marks t as a leaf requiring grad (float tensors only). */
+int fl_set_requires_grad(fl_tensor *t, bool on);
+
+/* Starts a node for `rule` over the inputs that feed it; inputs that do not require grad
+ * get no edge. NULL (message set) on failure. */
+fl_node *fl_node_new(fl_grad_rule rule, const char *name, int nin, const fl_tensor *const *inputs);
+/* Saves a detached view of t in slot i. */
+int fl_node_save(fl_node *n, int i, const fl_tensor *t);
+/* Makes n the grad_fn of out (takes the caller's reference). */
+void fl_node_attach(fl_node *n, fl_tensor *out);
+void fl_node_release(fl_node *n);
+
+/* Runs backward from root with initial gradient `grad` (NULL: ones, root must have one
+ * element). */
+int fl_backward(fl_tensor *root, const fl_tensor *grad, bool retain_graph);
+
+/* A view of t sharing its storage, with no grad history. */
+fl_tensor *fl_detach(const fl_tensor *t);
+
+/* Anomaly mode: when on, nodes remember where their forward ran (through the callback the
+ * binding installs) and backward checks every gradient for NaN/Inf. */
+void fl_set_anomaly_mode(bool on);
+bool fl_anomaly_mode(void);
+void fl_set_where_callback(char *(*where)(void));
+
+/* Backward rule dispatch (vm/backward.c): fills grads[i] for each input with an edge. */
+int fl_backward_rule(fl_node *n, const fl_tensor *grad, fl_tensor **grads);
+/* Sums g over the dimensions broadcast from shape (ndim, shape). */
+fl_tensor *fl_sum_to_shape(const fl_tensor *g, int ndim, const int64_t *shape);
+
+#endif
