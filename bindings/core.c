@@ -54,6 +54,7 @@ int luaopen_flare_core(lua_State *L)
     fl_bind_creation(L, module, methods);
     fl_bind_math(L, module, methods);
     fl_bind_autograd(L, module, methods);
+    fl_bind_loss(L, module, methods);
     fl_bind_view(L, module, methods);
     fl_bind_reduce(L, module, methods);
     fl_bind_linalg(L, module, methods);

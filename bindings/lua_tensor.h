@@ -73,6 +73,7 @@ void fl_bind_tensor(lua_State *L, int module, int methods);
 void fl_bind_creation(lua_State *L, int module, int methods);
 void fl_bind_math(lua_State *L, int module, int methods);
 void fl_bind_autograd(lua_State *L, int module, int methods);
+void fl_bind_loss(lua_State *L, int module, int methods);
 /* Applies {requires_grad = true} from an options table at idx to a new tensor. */
 void fl_lua_apply_requires_grad(lua_State *L, int opts, fl_tensor *t);
 void fl_bind_view(lua_State *L, int module, int methods);      /* bindings/view.c */

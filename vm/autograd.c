@@ -7,9 +7,10 @@
 
 static const char *rule_names[FL_GRAD_COUNT] = {
     "AccumulateGrad", "BinaryBackward", "UnaryBackward", "ClampBackward", "WhereBackward",
-    "CastBackward", "SelectBackward", "NarrowBackward",
+    "CastBackward", "SelectBackward", "NarrowBackward", "SoftmaxBackward",
+    "CrossEntropyBackward", "NllLossBackward", "BinaryCrossEntropyWithLogitsBackward", "MseLossBackward",
 };
-_Static_assert(FL_GRAD_COUNT == 8, "rule name table out of date");
+_Static_assert(FL_GRAD_COUNT == 13, "rule name table out of date");
 
 const char *fl_grad_rule_name(fl_grad_rule r) { return rule_names[r]; }
 

@@ -19,6 +19,11 @@ typedef enum {
     FL_GRAD_CAST,            /* back to the input's dtype */
     FL_GRAD_SELECT,          /* iargs = dim, index */
     FL_GRAD_NARROW,          /* iargs = dim, start */
+    FL_GRAD_SOFTMAX,         /* vm/loss.c: iargs = dim, log */
+    FL_GRAD_CROSS_ENTROPY,   /* vm/loss.c */
+    FL_GRAD_NLL,             /* vm/loss.c */
+    FL_GRAD_BCE_LOGITS,      /* vm/loss.c */
+    FL_GRAD_MSE,             /* vm/loss.c */
     FL_GRAD_COUNT
 } fl_grad_rule;
 
@@ -85,6 +90,8 @@ void fl_set_where_callback(char *(*where)(void));
 
 /* Backward rule dispatch (vm/backward.c): fills grads[i] for each input with an edge. */
 int fl_backward_rule(fl_node *n, const fl_tensor *grad, fl_tensor **grads);
+/* The fused rules of vm/loss.c. */
+int fl_loss_backward(fl_node *n, const fl_tensor *g, fl_tensor **grads);
 /* Sums g over the dimensions broadcast from shape (ndim, shape). */
 fl_tensor *fl_sum_to_shape(const fl_tensor *g, int ndim, const int64_t *shape);
 

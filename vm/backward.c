@@ -237,6 +237,13 @@ int fl_backward_rule(fl_node *n, const fl_tensor *g, fl_tensor **grads)
     case FL_GRAD_NARROW:
         grads[0] = give(&A, scatter_back(&A, n, g));
         break;
+    case FL_GRAD_SOFTMAX:
+    case FL_GRAD_CROSS_ENTROPY:
+    case FL_GRAD_NLL:
+    case FL_GRAD_BCE_LOGITS:
+    case FL_GRAD_MSE:
+        A.failed = fl_loss_backward(n, g, grads) < 0;
+        break;
     default:
         fl_error("no backward rule for '%s'", n->name);
         A.failed = true;

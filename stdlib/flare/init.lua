@@ -10,6 +10,8 @@ flare.format = format
 debug.getregistry()['flare.format'] = format.tensor
 debug.getregistry()['flare.Size'] = format.Size
 
+flare.autograd = require 'flare.autograd'
+
 -- The prompt prints results through this.
 function flare.repl_print(...)
   local n = select('#', ...)
