@@ -144,6 +144,124 @@ static int p_grad_fn(lua_State *L)
     return 1;
 }
 
+/* ---------------------------------------------------------------- hooks */
+
+/* registry[&HOOKS][key] = {fn, ...}, key = the leaf tensor or the producing node */
+static const char HOOKS = 'H';
+
+static void push_hooks_table(lua_State *L)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &HOOKS) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &HOOKS);
+    }
+}
+
+static int run_hooks(const void *key, fl_tensor **grad)
+{
+    lua_State *L = main_L;
+    int top = lua_gettop(L);
+    push_hooks_table(L);
+    if (lua_rawgetp(L, -1, key) != LUA_TTABLE) {
+        lua_settop(L, top);
+        return 0;
+    }
+    int list = lua_gettop(L);
+    for (lua_Integer i = 1; lua_rawgeti(L, list, i) == LUA_TFUNCTION; i++) {
+        fl_tensor **slot = fl_lua_newslot(L);
+        *slot = fl_tensor_retain(*grad);
+        if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+            fl_error("gradient hook failed: %s", lua_tostring(L, -1));
+            lua_settop(L, top);
+            return -1;
+        }
+        fl_tensor *r = fl_lua_totensor(L, -1);
+        if (r) {
+            if (!fl_shape_equal(r, *grad)) {
+                char b1[160], b2[160];
+                fl_error("gradient hook returned shape %s, expected %s", fl_shape_str(b1, sizeof b1, r->ndim, r->shape),
+                         fl_shape_str(b2, sizeof b2, (*grad)->ndim, (*grad)->shape));
+                lua_settop(L, top);
+                return -1;
+            }
+            fl_tensor_retain(r);
+            fl_tensor_release(*grad);
+            *grad = r;
+        }
+        lua_pop(L, 1);
+    }
+    lua_settop(L, top);
+    return 0;
+}
+
+static void forget_hooks(const void *key)
+{
+    lua_State *L = main_L;
+    push_hooks_table(L);
+    lua_pushnil(L);
+    lua_rawsetp(L, -2, key);
+    lua_pop(L, 1);
+}
+
+static int hook_remove(lua_State *L)
+{
+    push_hooks_table(L);
+    lua_rawgetp(L, -1, lua_touserdata(L, lua_upvalueindex(1)));
+    if (lua_istable(L, -1)) {
+        lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, -1, i);
+            if (lua_rawequal(L, -1, lua_upvalueindex(2))) {
+                lua_pop(L, 1);
+                for (lua_Integer j = i; j < n; j++) {
+                    lua_rawgeti(L, -1, j + 1);
+                    lua_rawseti(L, -2, j);
+                }
+                lua_pushnil(L);
+                lua_rawseti(L, -2, n);
+                break;
+            }
+            lua_pop(L, 1);
+        }
+    }
+    return 0;
+}
+
+/* x:register_hook(fn): fn(grad) runs when the gradient with respect to x is computed and
+ * may return a replacement. Returns a handle with :remove(). */
+static int m_register_hook(lua_State *L)
+{
+    fl_tensor *t = fl_lua_checktensor(L, 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (!t->requires_grad)
+        return luaL_error(L, "register_hook: the tensor does not require grad");
+    const void *key;
+    if (t->grad_fn) {
+        t->grad_fn->has_hooks = true;
+        key = t->grad_fn;
+    } else {
+        t->has_hooks = true;
+        key = t;
+    }
+    push_hooks_table(L);
+    if (lua_rawgetp(L, -1, key) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, -3, key);
+    }
+    lua_pushvalue(L, 2);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    lua_createtable(L, 0, 1);
+    lua_pushlightuserdata(L, (void *)key);
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, hook_remove, 2);
+    lua_setfield(L, -2, "remove");
+    return 1;
+}
+
 /* ---------------------------------------------------------------- grad mode */
 
 /* A scope object: restores the previous mode when closed (`local _ <close> = ...`) or
@@ -207,6 +325,9 @@ static char *lua_where(void)
     luaL_where(main_L, 1);
     char *s = strdup(lua_tostring(main_L, -1));
     lua_pop(main_L, 1);
+    size_t n = s ? strlen(s) : 0;
+    if (n >= 2 && s[n - 2] == ':' && s[n - 1] == ' ')
+        s[n - 2] = '\0';   /* "file:line: " -> "file:line" */
     return s;
 }
 
@@ -217,12 +338,26 @@ static int f_detect_anomaly(lua_State *L)
     return 0;
 }
 
+static int f_differentiable_ops(lua_State *L)
+{
+    const char *names[256];
+    int n = fl_differentiable_ops(names, 256);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushstring(L, names[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
 static const fl_lua_reg autograd_regs[] = {
+    {"_differentiable_ops", f_differentiable_ops, FL_REG_MODULE, 0},
     {"requires_grad", m_requires_grad, FL_REG_METHOD, 0},
     {"requires_grad_", m_requires_grad, FL_REG_METHOD, 0},
     {"backward", m_backward, FL_REG_METHOD, 0},
     {"detach", m_detach, FL_REG_BOTH, 0},
     {"zero_grad", m_zero_grad, FL_REG_METHOD, 0},
+    {"register_hook", m_register_hook, FL_REG_METHOD, 0},
     {"wants_grad", p_requires_grad, FL_REG_METHOD, 0},
     {"no_grad", f_no_grad, FL_REG_MODULE, 0},
     {"enable_grad", f_enable_grad, FL_REG_MODULE, 0},
@@ -236,6 +371,8 @@ void fl_bind_autograd(lua_State *L, int module, int methods)
 {
     main_L = L;
     fl_set_where_callback(lua_where);
+    static const fl_hook_callbacks hook_callbacks = {run_hooks, forget_hooks};
+    fl_set_hook_callbacks(&hook_callbacks);
     fl_lua_register(L, module, methods, autograd_regs);
     lua_createtable(L, 0, 2);
     lua_pushcfunction(L, mode_close);

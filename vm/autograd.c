@@ -14,11 +14,48 @@ _Static_assert(FL_GRAD_COUNT == 13, "rule name table out of date");
 
 const char *fl_grad_rule_name(fl_grad_rule r) { return rule_names[r]; }
 
+/* Ops with a backward rule that are not elementwise binary/unary ops (those are listed from
+ * their own tables). Every op here must have a gradcheck case in the specs. */
+static const char *other_differentiable_ops[] = {
+    "clamp", "where", "to", "select", "narrow", "softmax", "log_softmax", "cross_entropy",
+    "nll_loss", "binary_cross_entropy_with_logits", "mse_loss",
+};
+
+int fl_differentiable_ops(const char **names, int max)
+{
+    int n = 0;
+    for (int op = 0; op < FL_BINOP_COUNT; op++)
+        if (op < FL_BINOP_EQ && n < max)
+            names[n++] = fl_binop_name((fl_binop)op);
+    for (int op = 0; op < FL_UNOP_COUNT; op++)
+        if (op != FL_UNOP_NOT && op != FL_UNOP_ISNAN && op != FL_UNOP_ISINF && op != FL_UNOP_ISFINITE && n < max)
+            names[n++] = fl_unop_name((fl_unop)op);
+    for (size_t i = 0; i < sizeof other_differentiable_ops / sizeof *other_differentiable_ops && n < max; i++)
+        names[n++] = other_differentiable_ops[i];
+    return n;
+}
+
 /* ---------------------------------------------------------------- modes */
 
 static _Thread_local bool grad_disabled;
 static bool anomaly;
 static char *(*where_callback)(void);
+
+static fl_hook_callbacks hooks;
+
+void fl_set_hook_callbacks(const fl_hook_callbacks *cb) { hooks = *cb; }
+
+void fl_hooks_forget(const void *key)
+{
+    if (hooks.forget)
+        hooks.forget(key);
+}
+
+/* Lets the hooks of key see (and replace) the gradient. */
+static int run_hooks(const void *key, fl_tensor **g)
+{
+    return hooks.run ? hooks.run(key, g) : 0;
+}
 
 bool fl_grad_enabled(void) { return !grad_disabled; }
 void fl_set_grad_enabled(bool on) { grad_disabled = !on; }
@@ -86,13 +123,18 @@ static int edge_for(const fl_tensor *t, fl_node **out)
     *out = NULL;
     if (!t || !t->requires_grad)
         return 0;
-    if (t->grad_fn) {
-        t->grad_fn->refcount++;
-        *out = t->grad_fn;
+    fl_node *n = t->grad_fn ? t->grad_fn : t->grad_acc;
+    if (n) {
+        n->refcount++;
+        *out = n;
         return 0;
     }
+    /* one accumulate node per leaf, so that its gradient is summed before hooks see it */
     *out = accumulate_node((fl_tensor *)t);
-    return *out ? 0 : -1;
+    if (!*out)
+        return -1;
+    ((fl_tensor *)t)->grad_acc = *out;
+    return 0;
 }
 
 fl_node *fl_node_new(fl_grad_rule rule, const char *name, int nin, const fl_tensor *const *inputs)
@@ -166,6 +208,10 @@ void fl_node_release(fl_node *n)
                 m->refcount = 1;   /* out of memory: leak rather than crash */
         }
         free_saved(n);
+        if (n->has_hooks)
+            fl_hooks_forget(n);
+        if (n->leaf)
+            n->leaf->grad_acc = NULL;
         fl_tensor_release(n->leaf);
         fl_tensor_release(n->grad);
         free(n->where);
@@ -243,7 +289,9 @@ static int run_node(fl_node *n, node_stack *ready, bool retain)
     n->grad = NULL;
     int rc = 0;
     if (n->rule == FL_GRAD_ACCUMULATE) {
-        if (g)
+        if (g && n->leaf->has_hooks)
+            rc = run_hooks(n->leaf, &g);
+        if (g && rc == 0)
             rc = accumulate_leaf(n->leaf, g);
         fl_tensor_release(g);
         return rc;
@@ -255,7 +303,9 @@ static int run_node(fl_node *n, node_stack *ready, bool retain)
         return -1;
     }
     fl_tensor *grads[FL_NODE_MAX_IN] = {0};
-    if (g) {
+    if (g && n->has_hooks)
+        rc = run_hooks(n, &g);
+    if (g && rc == 0) {
         rc = check_saved_versions(n);
         if (rc == 0)
             rc = fl_backward_rule(n, g, grads);
@@ -315,7 +365,9 @@ int fl_backward(fl_tensor *root, const fl_tensor *grad, bool retain_graph)
     bool was_enabled = fl_grad_enabled();
     fl_set_grad_enabled(false);
     if (!root->grad_fn) {
-        int rc = accumulate_leaf(root, g0);
+        int rc = root->has_hooks ? run_hooks(root, &g0) : 0;
+        if (rc == 0)
+            rc = accumulate_leaf(root, g0);
         fl_tensor_release(g0);
         fl_set_grad_enabled(was_enabled);
         return rc;

@@ -28,6 +28,8 @@ typedef enum {
 } fl_grad_rule;
 
 const char *fl_grad_rule_name(fl_grad_rule r);
+/* The names of all ops that record a backward rule (the registry the gradcheck spec walks). */
+int fl_differentiable_ops(const char **names, int max);
 
 #define FL_NODE_MAX_IN 3
 #define FL_NODE_MAX_SAVED 4
@@ -48,6 +50,7 @@ typedef struct fl_node {
     double dargs[2];
     fl_tensor *leaf;                        /* FL_GRAD_ACCUMULATE only */
     bool freed;                             /* saved tensors released after backward */
+    bool has_hooks;                         /* gradient hooks registered on its output */
     char *where;                            /* forward's source line (anomaly mode) */
     /* scratch for one backward pass */
     uint64_t pass;
@@ -87,6 +90,15 @@ fl_tensor *fl_detach(const fl_tensor *t);
 void fl_set_anomaly_mode(bool on);
 bool fl_anomaly_mode(void);
 void fl_set_where_callback(char *(*where)(void));
+
+/* Gradient hooks live in the binding layer, keyed by the node (non-leaf tensors) or the
+ * tensor (leaves). `run` may replace *grad; `forget` drops the hooks of a freed key. */
+typedef struct {
+    int (*run)(const void *key, fl_tensor **grad);
+    void (*forget)(const void *key);
+} fl_hook_callbacks;
+void fl_set_hook_callbacks(const fl_hook_callbacks *cb);
+void fl_hooks_forget(const void *key);
 
 /* Backward rule dispatch (vm/backward.c): fills grads[i] for each input with an edge. */
 int fl_backward_rule(fl_node *n, const fl_tensor *grad, fl_tensor **grads);

@@ -72,7 +72,8 @@ typedef struct fl_tensor {
     struct fl_tensor *grad;
     struct fl_node *grad_fn;       /* NULL for leaves */
     int output_nr;
-    int64_t retains_grad_hooks;    /* hooks registered from the binding layer */
+    bool has_hooks;                /* gradient hooks registered (leaf tensors) */
+    struct fl_node *grad_acc;      /* a leaf's accumulate node while one exists (weak) */
 } fl_tensor;
 
 /* Contiguous, uninitialised tensor. */
@@ -177,8 +178,124 @@ fl_tensor *fl_narrow(const fl_tensor *t, int dim, int64_t start, int64_t length)
 /* ---------------------------------------------------------------- movement and indexing ops
  * (views, reshape, cat/stack, gather/scatter, masks, nonzero; vm/view.c, vm/index.c) */
 
+/* Views share t's storage. Shapes for view/reshape may hold one -1 (inferred). */
+fl_tensor *fl_view(const fl_tensor *t, int ndim, const int64_t *shape);      /* error if impossible */
+fl_tensor *fl_reshape(const fl_tensor *t, int ndim, const int64_t *shape);   /* copies only then */
+fl_tensor *fl_transpose(const fl_tensor *t, int d1, int d2);
+fl_tensor *fl_permute(const fl_tensor *t, const int *dims);                  /* t->ndim entries */
+fl_tensor *fl_squeeze(const fl_tensor *t, int dim);                          /* dim < 0: all */
+fl_tensor *fl_unsqueeze(const fl_tensor *t, int dim);                        /* 0 <= dim <= ndim */
+fl_tensor *fl_expand(const fl_tensor *t, int ndim, const int64_t *shape);    /* -1 keeps a size */
+fl_tensor *fl_flatten(const fl_tensor *t, int start, int end);               /* dims inclusive */
+fl_tensor *fl_unfold(const fl_tensor *t, int dim, int64_t size, int64_t step);
+/* Elements start, start + step, ... below stop along dim (step > 0). */
+fl_tensor *fl_slice(const fl_tensor *t, int dim, int64_t start, int64_t stop, int64_t step);
+
+/* One entry of x[{...}]: select `start` (the dim goes away) or slice [start, stop) by step. */
+typedef struct {
+    bool select;
+    int64_t start, stop, step;
+} fl_slice_spec;
+/* Applies n specs to t's leading dims in one view; dims past n are kept whole. */
+fl_tensor *fl_index_slices(const fl_tensor *t, int n, const fl_slice_spec *specs);
+
+/* Copies with PyTorch's dtype promotion. cat skips 1-d tensors of size 0 (PyTorch's rule). */
+fl_tensor *fl_cat(int n, const fl_tensor *const *ts, int dim);
+fl_tensor *fl_stack(int n, const fl_tensor *const *ts, int dim);            /* 0 <= dim <= ndim */
+
+/* Index tensors are int64 or int32 and hold indices counted from `base` (Lua passes 1). */
+typedef enum { FL_SCATTER_SET, FL_SCATTER_ADD } fl_scatter_mode;
+/* out[..., j, ...] = t[..., idx[j], ...] along dim; idx is 1-d (or 0-dim). */
+fl_tensor *fl_index_select(const fl_tensor *t, int dim, const fl_tensor *idx, int64_t base);
+/* out[p] = t[p with p[dim] = idx[p]]; idx has t's ndim, out has idx's shape. */
+fl_tensor *fl_gather(const fl_tensor *t, int dim, const fl_tensor *idx, int64_t base);
+/* t[p with p[dim] = idx[p]] = (or +=) src[p] for p over idx; a 0-dim src is one value for
+ * all. Repeated indices: SET keeps the last, ADD accumulates. */
+int fl_scatter_(fl_tensor *t, int dim, const fl_tensor *idx, const fl_tensor *src,
+                fl_scatter_mode mode, int64_t base);
+fl_tensor *fl_scatter(const fl_tensor *t, int dim, const fl_tensor *idx, const fl_tensor *src,
+                      fl_scatter_mode mode, int64_t base);
+/* t.select(dim, idx[j]) = (or +=) src.select(dim, j): index_copy_ / index_add_; a 0-dim
+ * src is index_fill_. idx is 1-d (or 0-dim). */
+int fl_index_update_(fl_tensor *t, int dim, const fl_tensor *idx, const fl_tensor *src,
+                     fl_scatter_mode mode, int64_t base);
+fl_tensor *fl_index_update(const fl_tensor *t, int dim, const fl_tensor *idx, const fl_tensor *src,
+                           fl_scatter_mode mode, int64_t base);
+
+/* Bool masks broadcast against t; value is a 0-dim tensor (cast to t's dtype). */
+int fl_masked_fill_(fl_tensor *t, const fl_tensor *mask, const fl_tensor *value);
+fl_tensor *fl_masked_fill(const fl_tensor *t, const fl_tensor *mask, const fl_tensor *value);
+fl_tensor *fl_masked_select(const fl_tensor *t, const fl_tensor *mask);      /* 1-d */
+/* Writes src's elements, in order, where mask is true; src needs at least that many. */
+int fl_masked_scatter_(fl_tensor *t, const fl_tensor *mask, const fl_tensor *src);
+/* (count, ndim) int64 tensor of the coordinates of non-zero elements, counted from base. */
+fl_tensor *fl_nonzero(const fl_tensor *t, int64_t base);
+
+/* Lua's x[mask] / x[mask] = v (a bool mask over t's leading dims; the result is
+ * (count, remaining dims...)) and x[idx] / x[idx] = v (along dim 0; the result is
+ * idx's shape followed by t's remaining dims). v broadcasts to the indexed shape. */
+fl_tensor *fl_index_mask(const fl_tensor *t, const fl_tensor *mask);
+int fl_index_put_mask_(fl_tensor *t, const fl_tensor *mask, const fl_tensor *v);
+fl_tensor *fl_index_rows(const fl_tensor *t, const fl_tensor *idx, int64_t base);
+int fl_index_put_rows_(fl_tensor *t, const fl_tensor *idx, const fl_tensor *v, int64_t base);
+
 /* ---------------------------------------------------------------- reductions, sorting and
- * linear algebra (vm/reduce.c, vm/sort.c, vm/linalg.c) */
+ * linear algebra (vm/reduce.c, vm/sort.c, vm/linalg.c)
+ *
+ * Reductions take a set of dims (0-based, distinct; ndims == 0 means every dim) and keepdim.
+ * Results follow PyTorch: sum/prod of integers and bools give int64; mean, var, std, norm
+ * need a float tensor; all/any give bool; returned indices are int64 and count from `base`
+ * (bindings pass 1). float32 accumulates in double; large reductions run on the pool with
+ * a split that depends only on the shape, so results do not depend on the thread count. */
+
+fl_tensor *fl_sum(const fl_tensor *t, int ndims, const int *dims, bool keepdim);
+fl_tensor *fl_mean(const fl_tensor *t, int ndims, const int *dims, bool keepdim);
+fl_tensor *fl_prod(const fl_tensor *t, int ndims, const int *dims, bool keepdim);
+/* Values only (several dims allowed); an empty reduction is an error. */
+fl_tensor *fl_amax(const fl_tensor *t, int ndims, const int *dims, bool keepdim);
+fl_tensor *fl_amin(const fl_tensor *t, int ndims, const int *dims, bool keepdim);
+fl_tensor *fl_all(const fl_tensor *t, int ndims, const int *dims, bool keepdim);
+fl_tensor *fl_any(const fl_tensor *t, int ndims, const int *dims, bool keepdim);
+fl_tensor *fl_logsumexp(const fl_tensor *t, int ndims, const int *dims, bool keepdim);
+/* Divides by max(0, N - correction): 1 is Bessel's correction, 0 the population variance. */
+fl_tensor *fl_var(const fl_tensor *t, int ndims, const int *dims, double correction, bool keepdim);
+fl_tensor *fl_std(const fl_tensor *t, int ndims, const int *dims, double correction, bool keepdim);
+/* p-norm: p = 2 (also 'fro'), 1, INFINITY (max |x|), -INFINITY (min |x|), 0 (count of
+ * non-zeros), or any other p: (sum |x|^p)^(1/p). */
+fl_tensor *fl_norm(const fl_tensor *t, double p, int ndims, const int *dims, bool keepdim);
+/* Max/min along one dim: values and the index of the first extreme (NaN counts as the
+ * extreme). Returns 0 and sets both outputs, or -1. */
+int fl_max_dim(const fl_tensor *t, int dim, bool keepdim, int64_t base,
+               fl_tensor **values, fl_tensor **indices);
+int fl_min_dim(const fl_tensor *t, int dim, bool keepdim, int64_t base,
+               fl_tensor **values, fl_tensor **indices);
+/* Index of the first max/min along dim, or of the flattened tensor when dim < 0 (a 0-dim
+ * result, or all-ones shape with keepdim). */
+fl_tensor *fl_argmax(const fl_tensor *t, int dim, bool keepdim, int64_t base);
+fl_tensor *fl_argmin(const fl_tensor *t, int dim, bool keepdim, int64_t base);
+fl_tensor *fl_cumsum(const fl_tensor *t, int dim);
+fl_tensor *fl_cumprod(const fl_tensor *t, int dim);
+
+/* Stable sort along dim (NaN sorts as the greatest value). Returns 0 or -1. */
+int fl_sort(const fl_tensor *t, int dim, bool descending, int64_t base,
+            fl_tensor **values, fl_tensor **indices);
+/* The k largest (or smallest) along dim, best first; ties go to the lower index. `sorted`
+ * is accepted for PyTorch compatibility: results are always sorted. */
+int fl_topk(const fl_tensor *t, int64_t k, int dim, bool largest, bool sorted, int64_t base,
+            fl_tensor **values, fl_tensor **indices);
+
+/* Matrix products on BLAS (float32, float64; integer types use a plain loop). Operands must
+ * share a dtype. matmul follows PyTorch: 1-D.1-D is a dot product, 2-D.1-D a matrix-vector
+ * product, more dims a batched product with broadcast batch dims. */
+fl_tensor *fl_matmul(const fl_tensor *a, const fl_tensor *b);
+fl_tensor *fl_mm(const fl_tensor *a, const fl_tensor *b);          /* (n,k).(k,m) */
+fl_tensor *fl_bmm(const fl_tensor *a, const fl_tensor *b);         /* (b,n,k).(b,k,m) */
+fl_tensor *fl_mv(const fl_tensor *a, const fl_tensor *b);          /* (n,k).(k) */
+fl_tensor *fl_dot(const fl_tensor *a, const fl_tensor *b);         /* (k).(k) -> 0-dim */
+fl_tensor *fl_outer(const fl_tensor *a, const fl_tensor *b);       /* (n),(m) -> (n,m) */
+/* beta * m + alpha * (a . b); m broadcasts to (n, m) and is not read when beta is 0. */
+fl_tensor *fl_addmm(const fl_tensor *m, const fl_tensor *a, const fl_tensor *b,
+                    double beta, double alpha);
 
 /* ---------------------------------------------------------------- threads and BLAS */
 

@@ -1,6 +1,7 @@
 -- Helpers for specs that compare against PyTorch fixtures (spec/fixtures/*.lua, written by
 -- the gen_*.py scripts beside them).
 local flare = require 'flare'
+local assert = require 'luassert'
 
 local M = {}
 

@@ -11,6 +11,30 @@ end
 
 local function flat(t) return t:reshape(t:numel()) end
 
+-- Reads and writes element k (1-based, row-major) of x in place, whatever its strides.
+local function element(x, k)
+  local size = x:size()
+  if #size == 0 then return x, nil end
+  local idx, rem = {}, k - 1
+  for d = #size, 1, -1 do
+    idx[d] = rem % size[d] + 1
+    rem = rem // size[d]
+  end
+  local e = x
+  for d = 1, #size - 1 do e = e[idx[d]] end
+  return e, idx[#size]
+end
+
+local function get(x, k)
+  local e, i = element(x, k)
+  return i and e[i]:item() or e:item()
+end
+
+local function set(x, k, v)
+  local e, i = element(x, k)
+  if i then e[i] = v else e:fill_(v) end
+end
+
 -- Calls f and returns its output as one flat float64 tensor (f may return a tensor or a
 -- table of tensors).
 local function evaluate(f, inputs)
@@ -42,7 +66,7 @@ function M.gradcheck(f, inputs, opts)
   for j = 1, m do
     for i in pairs(analytical) do inputs[i].grad = nil end
     local g = flare.zeros_like(out)
-    flare.no_grad(function() flat(g)[j] = 1 end)
+    set(g, j, 1)
     out:backward(g, { retain_graph = true })
     for i, rows in pairs(analytical) do
       local gi = inputs[i].grad
@@ -53,16 +77,15 @@ function M.gradcheck(f, inputs, opts)
   local worst
   for i, rows in pairs(analytical) do
     local x = inputs[i]
-    local xf = flat(x)
     for k = 1, x:numel() do
-      local orig = xf[k]:item()
+      local orig = get(x, k)
       local plus, minus
       flare.no_grad(function()
-        xf[k] = orig + eps
+        set(x, k, orig + eps)
         plus = flat(evaluate(f, inputs)):totable()
-        xf[k] = orig - eps
+        set(x, k, orig - eps)
         minus = flat(evaluate(f, inputs)):totable()
-        xf[k] = orig
+        set(x, k, orig)
       end)
       for j = 1, m do
         local num = (plus[j] - minus[j]) / (2 * eps)
