@@ -1,0 +1,322 @@
+-- Views and movement ops: view/reshape, transpose/permute/t, narrow/select, squeeze/unsqueeze,
+-- expand, flatten, split/chunk/unbind, unfold (sharing storage), and cat/stack (copies).
+local flare = require 'flare'
+local fixture = require 'support.fixture'
+
+local F = fixture.load('view')
+
+local function shape(t) return { table.unpack(t:size()) } end
+local function strides(t) return t:stride() end
+
+-- err(fn, pattern): fn raises an error whose message contains pattern (plain text).
+local function err(fn, pattern)
+  local ok, msg = pcall(fn)
+  assert(not ok, 'expected an error matching "' .. pattern .. '"')
+  msg = tostring(msg)
+  if not msg:find(pattern, 1, true) then
+    error(string.format('error "%s" does not contain "%s"', msg, pattern), 2)
+  end
+end
+
+-- a view shares storage: a write through it shows in the base tensor
+local function assert_shares(view, base)
+  view:fill_(-99)
+  local changed = 0
+  for _, v in ipairs(base:reshape(-1):totable()) do
+    if v == -99 then changed = changed + 1 end
+  end
+  assert.equal(view:numel(), changed)
+end
+
+describe('view and reshape', function()
+  it('views a contiguous tensor without copying, sizes as varargs or a table', function()
+    local x = flare.arange(0, 24)
+    local v = x:view(2, 3, 4)
+    assert.are.same({ 2, 3, 4 }, shape(v))
+    assert.are.same({ 12, 4, 1 }, strides(v))
+    assert.equal(x:data_ptr(), v:data_ptr())
+    assert.are.same({ 4, 6 }, shape(x:view { 4, 6 }))
+    assert.are.same({ 4, 6 }, shape(x:view(flare.zeros(4, 6):size())))
+    v[{ 2, 3, 4 }] = 1000
+    assert.equal(1000, x[24]:item())
+  end)
+
+  it('infers one -1', function()
+    local x = flare.arange(0, 24)
+    assert.are.same({ 2, 12 }, shape(x:view(2, -1)))
+    assert.are.same({ 3, 2, 4 }, shape(x:reshape(-1, 2, 4)))
+    err(function() x:view(-1, -1) end, 'only one dimension can be inferred')
+    err(function() x:view(5, -1) end, 'shape [5, -1] is invalid for input of size 24')
+    err(function() flare.zeros(0, 3):view(-1, 0) end, 'ambiguous')
+    err(function() x:view(5, 5) end, 'shape [5, 5] is invalid for input of size 24')
+    err(function() x:view(-2, 12) end, 'invalid size -2')
+  end)
+
+  it('views non-contiguous tensors where the layout allows it', function()
+    local x = flare.arange(0, 24):view(2, 3, 4)
+    -- narrowing the first dim keeps rows contiguous: still viewable
+    local n = x:narrow(1, 2, 1)
+    assert.are.same({ 12 }, shape(n:view(12)))
+    assert.equal(n:data_ptr(), n:view(12):data_ptr())
+    -- a transposed pair of inner dims can still merge with an untouched outer dim split
+    local t = x:transpose(2, 3)                 -- 2x4x3, strides 12,1,4
+    local v = t:view(2, 2, 2, 3)                -- splits the size-4 dim: allowed
+    assert.are.same({ 12, 2, 1, 4 }, strides(v))
+    assert.are.same(t:contiguous():view(2, 2, 2, 3):totable(), v:totable())
+  end)
+
+  it('errors from view when a copy would be needed, and reshape copies instead', function()
+    local x = flare.arange(0, 12):view(3, 4)
+    local t = x:t()
+    err(function() t:view(12) end, 'view: shape [12] cannot view a tensor of shape [4, 3] and strides [1, 4]')
+    local r = t:reshape(12)
+    assert.are.same({ 0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11 }, r:totable())
+    assert.are_not.equal(x:data_ptr(), r:data_ptr())
+    -- reshape keeps sharing when a view is possible
+    assert.equal(x:data_ptr(), x:reshape(2, 6):data_ptr())
+    assert.equal(x:data_ptr(), flare.reshape(x, { 4, 3 }):data_ptr())
+  end)
+
+  it('matches PyTorch when reshape must copy, and flatten of a permuted tensor', function()
+    local p = fixture.tensor(F.reshape_copy.x)
+    fixture.assert_close(p:permute(3, 1, 2):reshape(4, 6), F.reshape_copy.out)
+    fixture.assert_close(p:permute(2, 1, 3):flatten(2), F.flatten_perm.out)
+  end)
+
+  it('handles 0-dim and zero-size tensors', function()
+    local s = flare.tensor { 5 }:view()
+    assert.equal(0, s:dim())
+    assert.are.same({ 1, 1 }, shape(s:view(1, 1)))
+    local z = flare.zeros(0, 4)
+    assert.are.same({ 2, 0, 2 }, shape(z:view(2, 0, 2)))
+    assert.are.same({ 4, 0 }, shape(z:t()))
+    assert.are.same({ 0 }, shape(z:reshape(-1)))
+    assert.are.same({ 0, 2 }, shape(z:narrow(2, 2, 2)))
+  end)
+
+  it('view_as, reshape_as, expand_as', function()
+    local x = flare.arange(0, 6)
+    assert.are.same({ 2, 3 }, shape(x:view_as(flare.zeros(2, 3))))
+    assert.are.same({ 3, 2 }, shape(x:reshape_as(flare.zeros(3, 2))))
+    local e = flare.tensor { 1, 2, 3 }:expand_as(flare.zeros(2, 3))
+    assert.are.same({ { 1, 2, 3 }, { 1, 2, 3 } }, e:totable())
+  end)
+
+  it('rejects bad size arguments', function()
+    local x = flare.arange(0, 6)
+    err(function() x:view('a') end, 'bad argument')
+    err(function() x:view({ 2, 'x' }) end, 'entry 2 of the sizes table is not an integer')
+    err(function() x:view(2.5, 2) end, 'expected an integer')
+  end)
+end)
+
+describe('transpose, permute, t', function()
+  it('swap strides without copying', function()
+    local x = flare.arange(0, 6):view(2, 3)
+    local t = x:t()
+    assert.are.same({ 3, 2 }, shape(t))
+    assert.are.same({ 1, 3 }, strides(t))
+    assert.is_false(t:is_contiguous())
+    assert.equal(x:data_ptr(), t:data_ptr())
+    assert.are.same({ { 0, 3 }, { 1, 4 }, { 2, 5 } }, t:totable())
+    t[{ 3, 2 }] = 50
+    assert.equal(50, x[2][3]:item())
+    assert.are.same(t:totable(), x:transpose(1, 2):totable())
+    assert.are.same(t:totable(), flare.transpose(x, -1, -2):totable())
+    assert.are.same(t:totable(), flare.t(x):totable())
+  end)
+
+  it('t() leaves 0-d and 1-d tensors alone and refuses 3-d ones', function()
+    assert.are.same({ 3 }, shape(flare.zeros(3):t()))
+    err(function() flare.zeros(2, 2, 2):t() end, 'at most 2 dimensions, got 3')
+  end)
+
+  it('permute reorders dims (varargs or table, negative allowed)', function()
+    local x = flare.arange(0, 24):view(2, 3, 4)
+    local p = x:permute(3, 1, 2)
+    assert.are.same({ 4, 2, 3 }, shape(p))
+    assert.are.same({ 1, 12, 4 }, strides(p))
+    assert.equal(x[{ 2, 3, 4 }]:item(), p[{ 4, 2, 3 }]:item())
+    assert.are.same(p:totable(), x:permute { -1, 1, 2 }:totable())
+    assert.are.same(p:totable(), flare.permute(x, 3, 1, 2):totable())
+    err(function() x:permute(1, 2) end, 'expected 3 dims')
+    err(function() x:permute(1, 1, 2) end, 'dimension 1 appears twice')
+    err(function() x:permute(1, 2, 4) end, 'dimension out of range')
+    err(function() x:transpose(1, 4) end, 'dimension out of range (expected 1 to 3')
+  end)
+end)
+
+describe('narrow, select', function()
+  it('narrow takes a 1-based start, negative from the end', function()
+    local x = flare.arange(0, 10)
+    assert.are.same({ 2, 3, 4 }, x:narrow(1, 3, 3):totable())
+    assert.are.same({ 8, 9 }, x:narrow(1, -2, 2):totable())
+    assert.are.same({}, x:narrow(1, 11, 0):totable())
+    assert.equal(x:data_ptr() + 2 * 8, x:narrow(1, 3, 3):data_ptr())
+    assert_shares(x:narrow(1, 3, 3), x)
+    err(function() x:narrow(1, 9, 3) end, 'start 9 with length 3 is out of bounds for dimension 1 of size 10')
+    err(function() x:narrow(1, 0, 3) end, 'start 0 is out of range')
+    err(function() x:narrow(1, 1, -1) end, 'non-negative length')
+    err(function() x:narrow(2, 1, 1) end, 'dimension out of range')
+  end)
+
+  it('select removes a dim', function()
+    local x = flare.arange(0, 12):view(3, 4)
+    assert.are.same({ 1, 5, 9 }, x:select(2, 2):totable())
+    assert.are.same({ 8, 9, 10, 11 }, flare.select(x, 1, -1):totable())
+    assert_shares(x:select(2, 2), x)
+    err(function() x:select(1, 4) end, 'index 4 is out of range for dimension 1 of size 3')
+  end)
+
+  it('works on non-contiguous inputs', function()
+    local x = flare.arange(0, 12):view(3, 4)
+    local n = x:t():narrow(1, 2, 2)            -- rows 2..3 of the transpose
+    assert.are.same({ { 1, 5, 9 }, { 2, 6, 10 } }, n:totable())
+    assert.are.same({ 1, 4 }, strides(n))
+    n:select(2, 3):fill_(0)
+    assert.are.same({ 8, 0, 0, 11 }, x[3]:totable())
+  end)
+end)
+
+describe('squeeze, unsqueeze, expand, flatten', function()
+  it('squeeze and unsqueeze', function()
+    local x = flare.zeros(1, 3, 1, 2)
+    assert.are.same({ 3, 2 }, shape(x:squeeze()))
+    assert.are.same({ 3, 1, 2 }, shape(x:squeeze(1)))
+    assert.are.same({ 1, 3, 1, 2 }, shape(x:squeeze(2)))      -- size 3: unchanged
+    assert.are.same({ 1, 3, 2 }, shape(flare.squeeze(x, -2)))
+    assert.equal(x:data_ptr(), x:squeeze():data_ptr())
+    local y = flare.arange(0, 6):view(2, 3)
+    assert.are.same({ 1, 2, 3 }, shape(y:unsqueeze(1)))
+    assert.are.same({ 2, 3, 1 }, shape(y:unsqueeze(3)))
+    assert.are.same({ 2, 3, 1 }, shape(y:unsqueeze(-1)))
+    assert.are.same({ 2, 1, 3 }, shape(flare.unsqueeze(y, 2)))
+    assert.are.same({ 3, 3, 1 }, strides(y:unsqueeze(2)))
+    assert.are.same({ 1 }, shape(flare.tensor { 7 }:view():unsqueeze(1)))
+    err(function() y:unsqueeze(4) end, 'dimension out of range (expected 1 to 3')
+    err(function() flare.zeros(1, 1, 1, 1, 1, 1, 1, 1):unsqueeze(1) end, 'at most 8 dimensions')
+  end)
+
+  it('expand makes size-1 dims repeat with stride 0', function()
+    local x = flare.tensor { { 1 }, { 2 } }
+    local e = x:expand(2, 3)
+    assert.are.same({ { 1, 1, 1 }, { 2, 2, 2 } }, e:totable())
+    assert.are.same({ 1, 0 }, strides(e))
+    assert.are.same({ 4, 2, 3 }, shape(x:expand(4, -1, 3)))
+    assert.are.same({ 0, 1, 0 }, strides(x:expand { 4, -1, 3 }))
+    assert.are.same({ 2, 0 }, shape(x:expand(2, 0)))
+    x[1][1] = 10
+    assert.equal(10, e[1][3]:item())
+    err(function() x:expand(3, 3) end, 'the tensor of shape [2, 1] cannot be expanded to [3, 3]')
+    err(function() x:expand(3) end, 'fewer dimensions')
+    err(function() x:expand(-1, 2, 3) end, 'not allowed for the new leading dimension')
+  end)
+
+  it('flatten merges a range of dims', function()
+    local x = flare.arange(0, 24):view(2, 3, 4)
+    assert.are.same({ 24 }, shape(x:flatten()))
+    assert.are.same({ 2, 12 }, shape(x:flatten(2)))
+    assert.are.same({ 6, 4 }, shape(flare.flatten(x, 1, 2)))
+    assert.are.same({ 2, 3, 4 }, shape(x:flatten(2, 2)))
+    assert.equal(x:data_ptr(), x:flatten():data_ptr())
+    assert.are.same({ 1 }, shape(flare.tensor { 3 }:view():flatten()))
+    err(function() x:flatten(3, 2) end, 'start dimension 3 comes after end dimension 2')
+  end)
+end)
+
+describe('split, chunk, unbind', function()
+  it('split by size and by a list of sizes, as views', function()
+    local x = flare.arange(0, 10)
+    local parts = x:split(4)
+    assert.equal(3, #parts)
+    assert.are.same({ 8, 9 }, parts[3]:totable())
+    assert.equal(x:data_ptr() + 4 * 8, parts[2]:data_ptr())
+    local y = flare.arange(0, 12):view(3, 4)
+    local cols = flare.split(y, { 1, 3 }, 2)
+    assert.are.same({ { 0 }, { 4 }, { 8 } }, cols[1]:totable())
+    assert.are.same({ 3, 3 }, shape(cols[2]))
+    assert_shares(cols[2], y)
+    err(function() y:split({ 1, 2 }, 2) end, 'split sizes must sum to the size 4 of dimension 2, got 3')
+    err(function() y:split(0) end, 'expected a positive split size')
+  end)
+
+  it('chunk gives at most n pieces, as PyTorch', function()
+    local x = flare.arange(0, 10)
+    local c = x:chunk(3)
+    assert.equal(3, #c)
+    assert.are.same({ 4, 4, 2 }, { c[1]:numel(), c[2]:numel(), c[3]:numel() })
+    assert.equal(5, #flare.arange(0, 5):chunk(6))
+    assert.equal(3, #flare.arange(0, 6):chunk(4))        -- sizes 2, 2, 2
+    local y = flare.zeros(2, 6)
+    assert.are.same({ 2, 3 }, shape(flare.chunk(y, 2, 2)[2]))
+    err(function() x:chunk(0) end, 'expected a positive number of chunks')
+  end)
+
+  it('unbind returns the slices along a dim', function()
+    local y = flare.arange(0, 6):view(2, 3)
+    local cols = y:unbind(2)
+    assert.equal(3, #cols)
+    assert.are.same({ 2, 5 }, cols[3]:totable())
+  end)
+end)
+
+describe('unfold', function()
+  it('matches PyTorch, also on a transposed input', function()
+    local u = fixture.tensor(F.unfold.x)
+    fixture.assert_close(u:unfold(2, 3, 2), F.unfold.out_2_3_2)
+    fixture.assert_close(u:unfold(1, 2, 1), F.unfold.out_1_2_1)
+    fixture.assert_close(u:t():unfold(1, 4, 3), F.unfold.out_t)
+    assert.equal(u:data_ptr(), u:unfold(2, 3, 2):data_ptr())
+  end)
+
+  it('checks its arguments', function()
+    local u = flare.zeros(4, 7)
+    err(function() u:unfold(2, 8, 1) end, 'size 8 does not fit dimension 2 of size 7')
+    err(function() u:unfold(2, 2, 0) end, 'expected a positive step')
+  end)
+end)
+
+describe('cat and stack', function()
+  it('cat promotes dtypes as PyTorch', function()
+    local c = F.cat_promote
+    local r = flare.cat({ fixture.tensor(c.a), fixture.tensor(c.b), fixture.tensor(c.c) }, 2)
+    fixture.assert_close(r, c.out)
+    local d = F.cat_dim1
+    fixture.assert_close(flare.cat { fixture.tensor(d.a), fixture.tensor(d.b) }, d.out)
+  end)
+
+  it('cat accepts non-contiguous inputs and skips 1-d empty tensors', function()
+    local x = flare.arange(0, 6):view(2, 3)
+    local r = flare.cat({ x:t(), flare.zeros(0, 2):long(), x:t() }, 1)
+    assert.are.same({ 6, 2 }, shape(r))
+    assert.are.same({ 2, 5 }, r[6]:totable())
+    assert.are.same({ 2, 3 }, shape(flare.cat({ flare.zeros(0), x }, 1)))
+    assert.are.same({ 0 }, shape(flare.cat { flare.zeros(0), flare.zeros(0) }))
+    assert.are.same({ 2, 6 }, shape(flare.concat({ x, x }, -1)))
+  end)
+
+  it('cat errors name both shapes', function()
+    local a, b = flare.zeros(2, 3), flare.zeros(2, 4)
+    err(function() flare.cat({ a, b }, 1) end,
+        'sizes must match except in dimension 1: tensor 1 has shape [2, 3], tensor 2 has shape [2, 4]')
+    err(function() flare.cat({ a, flare.zeros(3) }) end, 'tensor 2 has shape [3]')
+    err(function() flare.cat({ a, flare.tensor { 1 }:view() }) end, 'a 0-dim tensor (tensor 2) cannot be concatenated')
+    err(function() flare.cat({ a, 3 }) end, 'entry 2 is a number, expected flare.Tensor')
+    err(function() flare.cat({}) end, 'non-empty table')
+    err(function() flare.cat(a) end, 'table expected, got flare.Tensor')
+    err(function() flare.cat({ a, a }, 3) end, 'dimension out of range')
+  end)
+
+  it('stack adds a dim, promoting dtypes', function()
+    local s = F.stack_promote
+    local a, b = fixture.tensor(s.a), fixture.tensor(s.b)
+    fixture.assert_close(flare.stack { a, b }, s.out0)
+    fixture.assert_close(flare.stack({ a, b }, 3), s.out2)
+    fixture.assert_close(flare.stack({ a, b }, -1), s.out3)
+    fixture.assert_close(flare.stack({ a:t(), b:t() }, 1):transpose(2, 3), s.out0)
+    err(function() flare.stack { a, flare.zeros(3, 2) } end,
+        'stack expects tensors of equal shape: tensor 1 has shape [2, 3], tensor 2 has shape [3, 2]')
+    err(function() flare.stack({ a, b }, 4) end, 'dimension out of range')
+    assert.are.same({ 2 }, shape(flare.stack { flare.tensor { 1 }:view(), flare.tensor { 2 }:view() }))
+  end)
+end)
