@@ -115,7 +115,9 @@ void fl_tensor_release(fl_tensor *t)
         return;
     fl_storage_release(t->storage);
     fl_tensor_release(t->grad);
-
+    fl_node_release(t->grad_fn);
+    if (t->has_hooks)
+        fl_hooks_forget(t);
     free(t);
 }
 
