@@ -5,20 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *rule_names[FL_GRAD_COUNT] = {
-    "AccumulateGrad", "BinaryBackward", "UnaryBackward", "ClampBackward", "WhereBackward",
-    "CastBackward", "SelectBackward", "NarrowBackward", "SoftmaxBackward",
-    "CrossEntropyBackward", "NllLossBackward", "BinaryCrossEntropyWithLogitsBackward", "MseLossBackward",
-};
-_Static_assert(FL_GRAD_COUNT == 13, "rule name table out of date");
-
-const char *fl_grad_rule_name(fl_grad_rule r) { return rule_names[r]; }
-
 /* Ops with a backward rule that are not elementwise binary/unary ops (those are listed from
- * their own tables). Every op here must have a gradcheck case in the specs. */
-static const char *other_differentiable_ops[] = {
-    "clamp", "where", "to", "select", "narrow", "softmax", "log_softmax", "cross_entropy",
-    "nll_loss", "binary_cross_entropy_with_logits", "mse_loss",
+ * their own tables) nor in another area's list. Every op must have a gradcheck case. */
+static const char *const other_differentiable_ops[] = {
+    "clamp", "where", "to", "softmax", "log_softmax", "cross_entropy", "nll_loss",
+    "binary_cross_entropy_with_logits", "mse_loss", NULL,
 };
 
 int fl_differentiable_ops(const char **names, int max)
@@ -30,8 +21,10 @@ int fl_differentiable_ops(const char **names, int max)
     for (int op = 0; op < FL_UNOP_COUNT; op++)
         if (op != FL_UNOP_NOT && op != FL_UNOP_ISNAN && op != FL_UNOP_ISINF && op != FL_UNOP_ISFINITE && n < max)
             names[n++] = fl_unop_name((fl_unop)op);
-    for (size_t i = 0; i < sizeof other_differentiable_ops / sizeof *other_differentiable_ops && n < max; i++)
-        names[n++] = other_differentiable_ops[i];
+    const char *const *lists[] = {other_differentiable_ops, fl_view_grad_ops, fl_reduce_grad_ops};
+    for (size_t l = 0; l < sizeof lists / sizeof *lists; l++)
+        for (const char *const *p = lists[l]; *p && n < max; p++)
+            names[n++] = *p;
     return n;
 }
 

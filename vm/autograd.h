@@ -17,17 +17,21 @@ typedef enum {
     FL_GRAD_CLAMP,           /* dargs = lo, hi (NaN = absent) */
     FL_GRAD_WHERE,           /* saved[0] = condition */
     FL_GRAD_CAST,            /* back to the input's dtype */
-    FL_GRAD_SELECT,          /* iargs = dim, index */
-    FL_GRAD_NARROW,          /* iargs = dim, start */
     FL_GRAD_SOFTMAX,         /* vm/loss.c: iargs = dim, log */
     FL_GRAD_CROSS_ENTROPY,   /* vm/loss.c */
     FL_GRAD_NLL,             /* vm/loss.c */
     FL_GRAD_BCE_LOGITS,      /* vm/loss.c */
     FL_GRAD_MSE,             /* vm/loss.c */
+    /* views, movement and indexing ops: rules in vm/backward_view.c */
+    FL_GRAD_VIEW_FIRST,
+    FL_GRAD_VIEW_LAST = FL_GRAD_VIEW_FIRST + 63,
+    /* reductions, sorting and linear algebra: rules in vm/backward_reduce.c */
+    FL_GRAD_REDUCE_FIRST,
+    FL_GRAD_REDUCE_LAST = FL_GRAD_REDUCE_FIRST + 63,
     FL_GRAD_COUNT
 } fl_grad_rule;
 
-const char *fl_grad_rule_name(fl_grad_rule r);
+
 /* The names of all ops that record a backward rule (the registry the gradcheck spec walks). */
 int fl_differentiable_ops(const char **names, int max);
 
@@ -99,6 +103,14 @@ typedef struct {
 } fl_hook_callbacks;
 void fl_set_hook_callbacks(const fl_hook_callbacks *cb);
 void fl_hooks_forget(const void *key);
+
+/* Each area's rules: fill grads[i] (input i's gradient, before the engine sums broadcast
+ * dims and casts to the input's dtype) for inputs with an edge. */
+int fl_backward_view(fl_node *n, const fl_tensor *g, fl_tensor **grads);
+int fl_backward_reduce(fl_node *n, const fl_tensor *g, fl_tensor **grads);
+/* Each area lists the ops it records (the registry the gradcheck spec walks). */
+extern const char *const fl_view_grad_ops[];
+extern const char *const fl_reduce_grad_ops[];
 
 /* Backward rule dispatch (vm/backward.c): fills grads[i] for each input with an edge. */
 int fl_backward_rule(fl_node *n, const fl_tensor *grad, fl_tensor **grads);

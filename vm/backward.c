@@ -187,18 +187,6 @@ static fl_tensor *unary_derivative(arena *A, fl_unop op, const fl_tensor *a, con
     }
 }
 
-static fl_tensor *scatter_back(arena *A, const fl_node *n, const fl_tensor *g)
-{
-    fl_tensor *z = keep(A, fl_tensor_zeros(g->dtype, n->in_ndim[0], n->in_shape[0], g->storage->device));
-    if (!z)
-        return NULL;
-    fl_tensor *view = n->rule == FL_GRAD_SELECT ? fl_select(z, (int)n->iargs[0], n->iargs[1])
-                                                : fl_narrow(z, (int)n->iargs[0], n->iargs[1], g->shape[n->iargs[0]]);
-    if (!keep(A, view) || fl_copy(view, g) < 0)
-        A->failed = true;
-    return z;
-}
-
 int fl_backward_rule(fl_node *n, const fl_tensor *g, fl_tensor **grads)
 {
     arena A = {.n = 0};
@@ -233,10 +221,6 @@ int fl_backward_rule(fl_node *n, const fl_tensor *g, fl_tensor **grads)
         grads[0] = g->dtype == n->in_dtype[0] ? fl_tensor_retain((fl_tensor *)g) : fl_cast(g, n->in_dtype[0]);
         A.failed = !grads[0];
         break;
-    case FL_GRAD_SELECT:
-    case FL_GRAD_NARROW:
-        grads[0] = give(&A, scatter_back(&A, n, g));
-        break;
     case FL_GRAD_SOFTMAX:
     case FL_GRAD_CROSS_ENTROPY:
     case FL_GRAD_NLL:
@@ -245,8 +229,14 @@ int fl_backward_rule(fl_node *n, const fl_tensor *g, fl_tensor **grads)
         A.failed = fl_loss_backward(n, g, grads) < 0;
         break;
     default:
-        fl_error("no backward rule for '%s'", n->name);
-        A.failed = true;
+        if (n->rule >= FL_GRAD_VIEW_FIRST && n->rule <= FL_GRAD_VIEW_LAST) {
+            A.failed = fl_backward_view(n, g, grads) < 0;
+        } else if (n->rule >= FL_GRAD_REDUCE_FIRST && n->rule <= FL_GRAD_REDUCE_LAST) {
+            A.failed = fl_backward_reduce(n, g, grads) < 0;
+        } else {
+            fl_error("no backward rule for '%s'", n->name);
+            A.failed = true;
+        }
     }
     /* sum broadcast gradients back to each input's shape and cast to its dtype */
     for (int i = 0; i < n->nin && !A.failed; i++) {
