@@ -58,6 +58,8 @@ int luaopen_flare_core(lua_State *L)
     fl_bind_view(L, module, methods);
     fl_bind_reduce(L, module, methods);
     fl_bind_linalg(L, module, methods);
+    fl_bind_nn(L, module, methods);
+    fl_bind_optim(L, module, methods);
     lua_pushliteral(L, FL_VERSION);
     lua_setfield(L, module, "version");
     lua_settop(L, module);

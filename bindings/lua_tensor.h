@@ -79,5 +79,7 @@ void fl_lua_apply_requires_grad(lua_State *L, int opts, fl_tensor *t);
 void fl_bind_view(lua_State *L, int module, int methods);      /* bindings/view.c */
 void fl_bind_reduce(lua_State *L, int module, int methods);    /* bindings/reduce.c */
 void fl_bind_linalg(lua_State *L, int module, int methods);    /* bindings/linalg.c */
+void fl_bind_nn(lua_State *L, int module, int methods);        /* bindings/nn.c */
+void fl_bind_optim(lua_State *L, int module, int methods);     /* bindings/optim.c */
 
 #endif

@@ -21,7 +21,7 @@ int fl_differentiable_ops(const char **names, int max)
     for (int op = 0; op < FL_UNOP_COUNT; op++)
         if (op != FL_UNOP_NOT && op != FL_UNOP_ISNAN && op != FL_UNOP_ISINF && op != FL_UNOP_ISFINITE && n < max)
             names[n++] = fl_unop_name((fl_unop)op);
-    const char *const *lists[] = {other_differentiable_ops, fl_view_grad_ops, fl_reduce_grad_ops};
+    const char *const *lists[] = {other_differentiable_ops, fl_view_grad_ops, fl_reduce_grad_ops, fl_nn_grad_ops};
     for (size_t l = 0; l < sizeof lists / sizeof *lists; l++)
         for (const char *const *p = lists[l]; *p && n < max; p++)
             names[n++] = *p;

@@ -28,6 +28,10 @@ typedef enum {
     /* reductions, sorting and linear algebra: rules in vm/backward_reduce.c */
     FL_GRAD_REDUCE_FIRST,
     FL_GRAD_REDUCE_LAST = FL_GRAD_REDUCE_FIRST + 63,
+    /* neural-network kernels (convolution, pooling, normalization, recurrent cells,
+     * embedding): rules in vm/backward_nn.c */
+    FL_GRAD_NN_FIRST,
+    FL_GRAD_NN_LAST = FL_GRAD_NN_FIRST + 63,
     FL_GRAD_COUNT
 } fl_grad_rule;
 
@@ -108,9 +112,11 @@ void fl_hooks_forget(const void *key);
  * dims and casts to the input's dtype) for inputs with an edge. */
 int fl_backward_view(fl_node *n, const fl_tensor *g, fl_tensor **grads);
 int fl_backward_reduce(fl_node *n, const fl_tensor *g, fl_tensor **grads);
+int fl_backward_nn(fl_node *n, const fl_tensor *g, fl_tensor **grads);
 /* Each area lists the ops it records (the registry the gradcheck spec walks). */
 extern const char *const fl_view_grad_ops[];
 extern const char *const fl_reduce_grad_ops[];
+extern const char *const fl_nn_grad_ops[];
 
 /* Backward rule dispatch (vm/backward.c): fills grads[i] for each input with an edge. */
 int fl_backward_rule(fl_node *n, const fl_tensor *grad, fl_tensor **grads);

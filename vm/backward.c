@@ -233,6 +233,8 @@ int fl_backward_rule(fl_node *n, const fl_tensor *g, fl_tensor **grads)
             A.failed = fl_backward_view(n, g, grads) < 0;
         } else if (n->rule >= FL_GRAD_REDUCE_FIRST && n->rule <= FL_GRAD_REDUCE_LAST) {
             A.failed = fl_backward_reduce(n, g, grads) < 0;
+        } else if (n->rule >= FL_GRAD_NN_FIRST && n->rule <= FL_GRAD_NN_LAST) {
+            A.failed = fl_backward_nn(n, g, grads) < 0;
         } else {
             fl_error("no backward rule for '%s'", n->name);
             A.failed = true;
