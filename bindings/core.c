@@ -3,6 +3,8 @@
  * reports the build (BLAS, threads, CUDA) for the banner. */
 #include "lua_tensor.h"
 
+#include <dlfcn.h>
+
 static int f_set_num_threads(lua_State *L)
 {
     int64_t n = fl_lua_checkint(L, 1);
@@ -38,9 +40,19 @@ static const fl_lua_reg core_regs[] = {
     {NULL, NULL, 0, 0},
 };
 
+/* The thread pool's workers live as long as the process; if Lua unloaded this module at
+ * lua_close, a worker could be running code that is no longer mapped. Pin the module. */
+static void pin_module(void)
+{
+    Dl_info info;
+    if (dladdr((void *)pin_module, &info) && info.dli_fname)
+        dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 int luaopen_flare_core(lua_State *L);
 int luaopen_flare_core(lua_State *L)
 {
+    pin_module();
     if (fl_blas_init() < 0)
         return luaL_error(L, "flare: %s", fl_last_error());
     lua_newtable(L);

@@ -1,5 +1,6 @@
 /* iter.c: see iter.h. */
 #include "iter.h"
+#include "interrupt.h"
 
 #include <string.h>
 
@@ -71,6 +72,12 @@ static void iter_range(const fl_iter *it, fl_iter_fn fn, void *ctx, int64_t begi
         int64_t run = it->shape[last] - idx[last];
         if (run > end - pos)
             run = end - pos;
+        /* Runs are cut into blocks so that Ctrl-C stops a long op between two of them (the
+         * result is then discarded by the "interrupted!" error raised in Lua). */
+        if (run > FL_INTERRUPT_BLOCK)
+            run = FL_INTERRUPT_BLOCK;
+        if (fl_interrupted())
+            return;
         fn(ctx, ptrs, inner, run);
         pos += run;
         idx[last] += run;

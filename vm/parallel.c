@@ -6,14 +6,16 @@
  * BLAS and the pool take turns. The caller always runs a share of the work itself. */
 
 #include "flare.h"
+#include "interrupt.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_THREADS 64
-#define SPIN_ROUNDS 2000
+#define SPIN_SECONDS 50e-6
 
 static struct {
     pthread_mutex_t lock;
@@ -59,7 +61,8 @@ static void work_chunks(uint32_t gen)
         if (!atomic_compare_exchange_weak(&pool.claim, &c, c + 1))
             continue;
         int64_t begin = next * pool.chunk, end = begin + pool.chunk;
-        pool.fn(pool.ctx, begin, end < pool.n ? end : pool.n);
+        if (!fl_interrupted())   /* Ctrl-C: skip the chunks not started (still counted done) */
+            pool.fn(pool.ctx, begin, end < pool.n ? end : pool.n);
         atomic_fetch_add(&pool.chunks_done, 1);
     }
 }
@@ -69,17 +72,24 @@ static uint32_t claim_generation(void)
     return (uint32_t)(atomic_load(&pool.claim) >> 32);
 }
 
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static void *worker_main(void *arg)
 {
     (void)arg;
     inside_pool = true;
     uint32_t seen = 0;
     for (;;) {
-        int spins = 0;
-        while (claim_generation() == seen && spins < SPIN_ROUNDS) {
-            spins++;
+        /* spin briefly (a job often follows another), bounded in time, not in rounds:
+         * on a loaded machine a round of sched_yield can take a whole time slice */
+        double until = now_seconds() + SPIN_SECONDS;
+        while (claim_generation() == seen && now_seconds() < until)
             sched_yield();
-        }
         if (claim_generation() == seen) {
             pthread_mutex_lock(&pool.lock);
             while (claim_generation() == seen)

@@ -1,0 +1,677 @@
+/* reduce.c: reductions (sum, mean, prod, amax/amin, all/any, var/std, norm, logsumexp,
+ * max/min/argmax/argmin along a dim) and cumulative sums and products.
+ *
+ * Any layout is folded into the kernels' picture: the kept dims become rows (an outer index
+ * plus one strided inner run), the reduced dims one strided run per row. When the reduced
+ * dims cannot be merged into one run, a contiguous copy with them innermost is made. Long
+ * rows are cut into blocks (RED_BLOCK, or COL_BLOCK when the kernel walks across rows)
+ * whose partials are folded in order; the work items are split on the pool. Every split
+ * depends on the shape only, never on the thread count, so results are the same with 1
+ * thread or 64. */
+#include "flare.h"
+#include "../kernels/cpu/reduce.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RED_BLOCK 32768   /* entries of one row per work item */
+#define WORK_GRAIN 32768  /* elements per work item; smaller jobs stay on the calling thread */
+#define COL_TILE 2048     /* rows per work item when the kernel walks across rows */
+#define COL_BLOCK 4096    /* entries per work item then */
+
+/* ---------------------------------------------------------------- the plan */
+
+typedef struct {
+    fl_tensor *src;                    /* what is walked: t, or a contiguous copy (owned) */
+    const char *data;
+    int nouter;                        /* kept dims other than the inner run */
+    int64_t outer_shape[FL_MAX_DIMS], outer_stride[FL_MAX_DIMS];
+    int64_t n_outer, n_inner, so;      /* rows: n_outer * n_inner, inner ones so apart */
+    int64_t n_red, sr;                 /* entries per row, sr apart */
+    int64_t n_out;
+    int out_ndim;
+    int64_t out_shape[FL_MAX_DIMS];
+} plan;
+
+static int check_cpu(const fl_tensor *t)
+{
+    if (t->storage->device.type != FL_DEVICE_CPU) {
+        fl_error("expected a CPU tensor, got one on cuda");
+        return -1;
+    }
+    return 0;
+}
+
+/* The bit set of reduced dims; ndims == 0 means all. A 0-dim tensor accepts dim 0. */
+static int dims_mask(const fl_tensor *t, int ndims, const int *dims, uint32_t *mask)
+{
+    *mask = 0;
+    if (ndims == 0) {
+        *mask = t->ndim ? (uint32_t)((1u << t->ndim) - 1) : 0;
+        return 0;
+    }
+    for (int i = 0; i < ndims; i++) {
+        int d = dims[i];
+        if (t->ndim == 0 && (d == 0 || d == -1))
+            continue;
+        if (d < 0 || d >= t->ndim) {
+            fl_error("dimension %d is out of range for a tensor of %d dimensions", d, t->ndim);
+            return -1;
+        }
+        if (*mask & (1u << d)) {
+            fl_error("dimension %d appears more than once in the list of dims", d);
+            return -1;
+        }
+        *mask |= 1u << d;
+    }
+    return 0;
+}
+
+typedef struct {
+    int64_t size, stride;
+} dim_run;
+
+/* Merges runs in place where run k continues run k-1; returns the new count. */
+static int merge_runs(dim_run *r, int n)
+{
+    int m = 0;
+    for (int k = 0; k < n; k++) {
+        if (m > 0 && r[m - 1].stride == r[k].stride * r[k].size) {
+            r[m - 1].size *= r[k].size;
+            r[m - 1].stride = r[k].stride;
+        } else {
+            r[m++] = r[k];
+        }
+    }
+    return m;
+}
+
+static void plan_free(plan *pl)
+{
+    fl_tensor_release(pl->src);
+    pl->src = NULL;
+}
+
+static int plan_init(plan *pl, const fl_tensor *t, uint32_t mask, bool keepdim)
+{
+    memset(pl, 0, sizeof *pl);
+    dim_run kept[FL_MAX_DIMS], red[FL_MAX_DIMS];
+    int nk = 0, nr = 0;
+    bool empty_red = false;
+    for (int d = 0; d < t->ndim; d++) {
+        bool r = mask & (1u << d);
+        if (!r || keepdim)
+            pl->out_shape[pl->out_ndim++] = r ? 1 : t->shape[d];
+        if (r && t->shape[d] == 0)
+            empty_red = true;
+        if (t->shape[d] == 1)
+            continue;
+        if (r)
+            red[nr++] = (dim_run){t->shape[d], t->strides[d]};
+        else
+            kept[nk++] = (dim_run){t->shape[d], t->strides[d]};
+    }
+    pl->n_out = fl_shape_numel(pl->out_ndim, pl->out_shape);
+    pl->src = fl_tensor_retain((fl_tensor *)t);
+    if (empty_red) {
+        nr = 0;
+    } else {
+        /* the reduction order is free: sort by stride (descending, stable) and merge */
+        for (int i = 1; i < nr; i++)
+            for (int j = i; j > 0 && llabs(red[j].stride) > llabs(red[j - 1].stride); j--) {
+                dim_run tmp = red[j];
+                red[j] = red[j - 1];
+                red[j - 1] = tmp;
+            }
+        nr = merge_runs(red, nr);
+    }
+    if (nr > 1) {
+        /* a copy with the kept dims first and the reduced dims innermost */
+        int64_t shape[FL_MAX_DIMS], strides[FL_MAX_DIMS];
+        int n = 0;
+        int64_t n_red = 1, n_kept = 1;
+        for (int pass = 0; pass < 2; pass++)
+            for (int d = 0; d < t->ndim; d++)
+                if (((mask >> d) & 1u) == (uint32_t)pass) {
+                    shape[n] = t->shape[d];
+                    strides[n++] = t->strides[d];
+                    if (pass)
+                        n_red *= t->shape[d];
+                    else
+                        n_kept *= t->shape[d];
+                }
+        fl_tensor *view = fl_tensor_view_of(t, n, shape, strides, t->offset);
+        fl_tensor *copy = view ? fl_clone(view) : NULL;
+        fl_tensor_release(view);
+        if (!copy) {
+            plan_free(pl);
+            return -1;
+        }
+        fl_tensor_release(pl->src);
+        pl->src = copy;
+        pl->data = fl_tensor_data(copy);
+        pl->n_outer = 1;
+        pl->n_inner = n_kept;
+        pl->so = n_red;
+        pl->n_red = n_red;
+        pl->sr = 1;
+        return 0;
+    }
+    pl->data = fl_tensor_data(t);
+    pl->n_red = empty_red ? 0 : nr ? red[0].size : 1;
+    pl->sr = nr ? red[0].stride : 0;
+    nk = merge_runs(kept, nk);
+    pl->n_inner = nk ? kept[nk - 1].size : 1;
+    pl->so = nk ? kept[nk - 1].stride : 0;
+    pl->nouter = nk ? nk - 1 : 0;
+    pl->n_outer = 1;
+    for (int k = 0; k < pl->nouter; k++) {
+        pl->outer_shape[k] = kept[k].size;
+        pl->outer_stride[k] = kept[k].stride;
+        pl->n_outer *= kept[k].size;
+    }
+    return 0;
+}
+
+/* Element offset of outer row o (row-major over the outer dims). */
+static int64_t outer_offset(const plan *pl, int64_t o)
+{
+    int64_t off = 0;
+    for (int k = pl->nouter - 1; k >= 0; k--) {
+        off += (o % pl->outer_shape[k]) * pl->outer_stride[k];
+        o /= pl->outer_shape[k];
+    }
+    return off;
+}
+
+/* ---------------------------------------------------------------- running a plan */
+
+enum { KIND_FLOAT, KIND_INT, KIND_ARG };
+
+typedef struct {
+    const plan *pl;
+    int kind;
+    fl_rk op;            /* KIND_FLOAT, KIND_INT */
+    int want_max;        /* KIND_ARG */
+    fl_dtype dt;
+    const double *shift;
+    double p;
+    void *part;          /* [nblk][n_out] doubles or int64 */
+    int64_t *pidx;       /* [nblk][n_out], KIND_ARG */
+    int64_t nblk, rb, oc, nchunks;
+} red_job;
+
+static void red_items(void *ctx, int64_t begin, int64_t end)
+{
+    red_job *job = ctx;
+    const plan *pl = job->pl;
+    size_t es = fl_dtype_size(job->dt);
+    for (int64_t item = begin; item < end; item++) {
+        int64_t b = item % job->nblk, rest = item / job->nblk;
+        int64_t c = rest % job->nchunks, o = rest / job->nchunks;
+        int64_t i0 = c * job->oc, m = pl->n_inner - i0 < job->oc ? pl->n_inner - i0 : job->oc;
+        int64_t j0 = b * job->rb, len = pl->n_red - j0 < job->rb ? pl->n_red - j0 : job->rb;
+        const char *x = pl->data + (outer_offset(pl, o) + i0 * pl->so + j0 * pl->sr) * (int64_t)es;
+        int64_t at = b * pl->n_out + o * pl->n_inner + i0;
+        switch (job->kind) {
+        case KIND_FLOAT:
+            fl_cpu_reduce_float(job->op, job->dt, (double *)job->part + at, x, m, len, pl->so, pl->sr,
+                                job->shift ? job->shift + (at - b * pl->n_out) : NULL, job->p);
+            break;
+        case KIND_INT:
+            fl_cpu_reduce_int(job->op, job->dt, (int64_t *)job->part + at, x, m, len, pl->so, pl->sr);
+            break;
+        default:
+            fl_cpu_reduce_arg(job->want_max, job->dt, (char *)job->part + at * 8, job->pidx + at,
+                              x, m, len, pl->so, pl->sr, j0);
+            break;
+        }
+    }
+}
+
+/* Runs the plan into out (n_out doubles or int64) and, for KIND_ARG, idx. */
+static int plan_run(const plan *pl, red_job *job, void *out, int64_t *idx)
+{
+    if (pl->n_out == 0)
+        return 0;
+    job->pl = pl;
+    job->dt = pl->src->dtype;
+    /* Walking across rows, the kernel reads whole bands of up to COL_TILE rows in order;
+     * the entries are cut into blocks of COL_BLOCK to make work items. Walking along rows,
+     * rows are cut into blocks of RED_BLOCK and grouped up to WORK_GRAIN elements. */
+    bool across = pl->so != 0 && llabs(pl->so) < llabs(pl->sr);
+    int64_t block = across ? COL_BLOCK : RED_BLOCK;
+    job->nblk = pl->n_red > block ? (pl->n_red + block - 1) / block : 1;
+    job->rb = job->nblk > 1 ? block : pl->n_red;
+    int64_t row = job->rb > 0 ? job->rb : 1;
+    if (across)
+        job->oc = COL_TILE;
+    else
+        job->oc = WORK_GRAIN / row > 0 ? WORK_GRAIN / row : 1;
+    if (job->oc > pl->n_inner)
+        job->oc = pl->n_inner;
+    job->nchunks = (pl->n_inner + job->oc - 1) / job->oc;
+    job->part = out;
+    job->pidx = idx;
+    if (job->nblk > 1) {
+        job->part = malloc((size_t)(job->nblk * pl->n_out) * 8);
+        job->pidx = job->kind == KIND_ARG ? malloc((size_t)(job->nblk * pl->n_out) * sizeof *idx) : NULL;
+        if (!job->part || (job->kind == KIND_ARG && !job->pidx)) {
+            free(job->part);
+            free(job->pidx);
+            fl_error("out of memory");
+            return -1;
+        }
+    }
+    int64_t items = pl->n_outer * job->nchunks * job->nblk;
+    if (items > 1 && pl->n_out * (pl->n_red ? pl->n_red : 1) >= 2 * WORK_GRAIN)
+        fl_parallel_for(items, 1, red_items, job);
+    else
+        red_items(job, 0, items);
+    if (job->nblk > 1) {
+        if (job->kind == KIND_FLOAT)
+            fl_cpu_reduce_combine_float(job->op, out, job->part, pl->n_out, job->nblk);
+        else if (job->kind == KIND_INT)
+            fl_cpu_reduce_combine_int(job->op, out, job->part, pl->n_out, job->nblk);
+        else
+            fl_cpu_reduce_arg_combine(job->want_max, job->dt, out, idx, job->part, job->pidx,
+                                      pl->n_out, job->nblk);
+        free(job->part);
+        free(job->pidx);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- reductions */
+
+static int require_float(const fl_tensor *t)
+{
+    if (!fl_dtype_is_float(t->dtype)) {
+        fl_error("expected a floating-point tensor, got %s (convert it to float32 or float64 first)",
+                 fl_dtype_name(t->dtype));
+        return -1;
+    }
+    return 0;
+}
+
+/* Reduces t with op into a new accumulator tensor of the result shape: float64 for float
+ * tensors, int64 for the others. shift (float64, result shape, or NULL) feeds SQDEV and
+ * EXPSHIFT. *n_red, when asked, receives the number of entries per result. */
+static fl_tensor *reduce_acc(const fl_tensor *t, uint32_t mask, bool keepdim, fl_rk op,
+                             const fl_tensor *shift, double p, int64_t *n_red)
+{
+    plan pl;
+    if (check_cpu(t) < 0 || plan_init(&pl, t, mask, keepdim) < 0)
+        return NULL;
+    bool is_float = fl_dtype_is_float(t->dtype);
+    fl_tensor *acc = fl_tensor_empty(is_float ? FL_DTYPE_F64 : FL_DTYPE_I64, pl.out_ndim,
+                                     pl.out_shape, FL_CPU);
+    red_job job = {.kind = is_float ? KIND_FLOAT : KIND_INT, .op = op, .p = p,
+                   .shift = shift ? fl_tensor_data(shift) : NULL};
+    if (acc && plan_run(&pl, &job, fl_tensor_data(acc), NULL) < 0) {
+        fl_tensor_release(acc);
+        acc = NULL;
+    }
+    if (n_red)
+        *n_red = pl.n_red;
+    plan_free(&pl);
+    return acc;
+}
+
+/* acc cast to dt (acc is released). */
+static fl_tensor *finish(fl_tensor *acc, fl_dtype dt)
+{
+    if (!acc || acc->dtype == dt)
+        return acc;
+    fl_tensor *r = fl_cast(acc, dt);
+    fl_tensor_release(acc);
+    return r;
+}
+
+static fl_dtype widened(fl_dtype dt)
+{
+    return fl_dtype_is_float(dt) ? dt : FL_DTYPE_I64;
+}
+
+fl_tensor *fl_sum(const fl_tensor *t, int ndims, const int *dims, bool keepdim)
+{
+    uint32_t mask;
+    if (dims_mask(t, ndims, dims, &mask) < 0)
+        return NULL;
+    return finish(reduce_acc(t, mask, keepdim, FL_RK_SUM, NULL, 0, NULL), widened(t->dtype));
+}
+
+fl_tensor *fl_prod(const fl_tensor *t, int ndims, const int *dims, bool keepdim)
+{
+    uint32_t mask;
+    if (dims_mask(t, ndims, dims, &mask) < 0)
+        return NULL;
+    return finish(reduce_acc(t, mask, keepdim, FL_RK_PROD, NULL, 0, NULL), widened(t->dtype));
+}
+
+/* Divides every element of a float64 tensor by d. */
+static void scale(fl_tensor *acc, double d)
+{
+    double *a = fl_tensor_data(acc);
+    for (int64_t i = 0; i < acc->numel; i++)
+        a[i] /= d;
+}
+
+fl_tensor *fl_mean(const fl_tensor *t, int ndims, const int *dims, bool keepdim)
+{
+    uint32_t mask;
+    int64_t n;
+    if (require_float(t) < 0 || dims_mask(t, ndims, dims, &mask) < 0)
+        return NULL;
+    fl_tensor *acc = reduce_acc(t, mask, keepdim, FL_RK_SUM, NULL, 0, &n);
+    if (acc)
+        scale(acc, (double)n);
+    return finish(acc, t->dtype);
+}
+
+/* An empty reduction has no max: an error unless the result is empty too. */
+static int check_nonempty(const fl_tensor *t, uint32_t mask, const char *what)
+{
+    int64_t kept = 1;
+    int zero_dim = -1;
+    for (int d = 0; d < t->ndim; d++) {
+        if (mask & (1u << d)) {
+            if (t->shape[d] == 0 && zero_dim < 0)
+                zero_dim = d;
+        } else {
+            kept *= t->shape[d];
+        }
+    }
+    if (zero_dim < 0 || kept == 0)
+        return 0;
+    if (mask == (t->ndim ? (uint32_t)((1u << t->ndim) - 1) : 0u))
+        fl_error("cannot take the %s of an empty tensor (give a dim whose size is not 0)", what);
+    else
+        fl_error("cannot take the %s over a dimension of size 0 (dim %d)", what, zero_dim);
+    return -1;
+}
+
+static fl_tensor *extreme(const fl_tensor *t, int ndims, const int *dims, bool keepdim, fl_rk op)
+{
+    uint32_t mask;
+    if (dims_mask(t, ndims, dims, &mask) < 0 ||
+        check_nonempty(t, mask, op == FL_RK_MAX ? "max" : "min") < 0)
+        return NULL;
+    return finish(reduce_acc(t, mask, keepdim, op, NULL, 0, NULL), t->dtype);
+}
+
+fl_tensor *fl_amax(const fl_tensor *t, int ndims, const int *dims, bool keepdim)
+{
+    return extreme(t, ndims, dims, keepdim, FL_RK_MAX);
+}
+
+fl_tensor *fl_amin(const fl_tensor *t, int ndims, const int *dims, bool keepdim)
+{
+    return extreme(t, ndims, dims, keepdim, FL_RK_MIN);
+}
+
+fl_tensor *fl_all(const fl_tensor *t, int ndims, const int *dims, bool keepdim)
+{
+    uint32_t mask;
+    if (dims_mask(t, ndims, dims, &mask) < 0)
+        return NULL;
+    return finish(reduce_acc(t, mask, keepdim, FL_RK_ALL, NULL, 0, NULL), FL_DTYPE_BOOL);
+}
+
+fl_tensor *fl_any(const fl_tensor *t, int ndims, const int *dims, bool keepdim)
+{
+    uint32_t mask;
+    if (dims_mask(t, ndims, dims, &mask) < 0)
+        return NULL;
+    return finish(reduce_acc(t, mask, keepdim, FL_RK_ANY, NULL, 0, NULL), FL_DTYPE_BOOL);
+}
+
+/* log(sum exp(x - m)) + m with m the max, taken as 0 where it is infinite (so that all
+ * -inf gives -inf and a +inf gives +inf, as in PyTorch). Integers are computed in float32. */
+fl_tensor *fl_logsumexp(const fl_tensor *t, int ndims, const int *dims, bool keepdim)
+{
+    uint32_t mask;
+    if (dims_mask(t, ndims, dims, &mask) < 0)
+        return NULL;
+    fl_tensor *x = fl_dtype_is_float(t->dtype) ? fl_tensor_retain((fl_tensor *)t)
+                                                 : fl_cast(t, FL_DTYPE_F32);
+    if (!x)
+        return NULL;
+    fl_tensor *m = reduce_acc(x, mask, keepdim, FL_RK_MAX, NULL, 0, NULL);
+    fl_tensor *s = NULL;
+    if (m) {
+        double *mv = fl_tensor_data(m);
+        for (int64_t i = 0; i < m->numel; i++)
+            if (isinf(mv[i]))
+                mv[i] = 0;
+        s = reduce_acc(x, mask, keepdim, FL_RK_EXPSHIFT, m, 0, NULL);
+    }
+    if (s) {
+        double *sv = fl_tensor_data(s), *mv = fl_tensor_data(m);
+        for (int64_t i = 0; i < s->numel; i++)
+            sv[i] = log(sv[i]) + mv[i];
+    }
+    fl_dtype dt = x->dtype;
+    fl_tensor_release(m);
+    fl_tensor_release(x);
+    return finish(s, dt);
+}
+
+/* Two passes (mean, then squared deviations): accurate where sum-of-squares formulas are
+ * not. */
+static fl_tensor *variance(const fl_tensor *t, int ndims, const int *dims, double correction,
+                           bool keepdim, bool root)
+{
+    uint32_t mask;
+    int64_t n;
+    if (require_float(t) < 0 || dims_mask(t, ndims, dims, &mask) < 0)
+        return NULL;
+    fl_tensor *mean = reduce_acc(t, mask, keepdim, FL_RK_SUM, NULL, 0, &n);
+    if (!mean)
+        return NULL;
+    scale(mean, (double)n);
+    fl_tensor *v = reduce_acc(t, mask, keepdim, FL_RK_SQDEV, mean, 0, NULL);
+    fl_tensor_release(mean);
+    if (v) {
+        double dof = (double)n - correction, *a = fl_tensor_data(v);
+        if (dof < 0)
+            dof = 0;
+        for (int64_t i = 0; i < v->numel; i++)
+            a[i] = root ? sqrt(a[i] / dof) : a[i] / dof;
+    }
+    return finish(v, t->dtype);
+}
+
+fl_tensor *fl_var(const fl_tensor *t, int ndims, const int *dims, double correction, bool keepdim)
+{
+    return variance(t, ndims, dims, correction, keepdim, false);
+}
+
+fl_tensor *fl_std(const fl_tensor *t, int ndims, const int *dims, double correction, bool keepdim)
+{
+    return variance(t, ndims, dims, correction, keepdim, true);
+}
+
+fl_tensor *fl_norm(const fl_tensor *t, double p, int ndims, const int *dims, bool keepdim)
+{
+    uint32_t mask;
+    if (isnan(p)) {
+        fl_error("the norm's p must be a number, got nan");
+        return NULL;
+    }
+    if (require_float(t) < 0 || dims_mask(t, ndims, dims, &mask) < 0)
+        return NULL;
+    fl_rk op = p == INFINITY ? FL_RK_ABSMAX : p == -INFINITY ? FL_RK_ABSMIN
+             : p == 0 ? FL_RK_NONZERO : FL_RK_ABSPOW;
+    int64_t n;
+    fl_tensor *acc = reduce_acc(t, mask, keepdim, op, NULL, p, &n);
+    if (acc && n == 0) {
+        fl_fill(acc, 0);   /* every norm of nothing is 0 (PyTorch), min |x| included */
+    } else if (acc && op == FL_RK_ABSPOW && p != 1) {
+        double *a = fl_tensor_data(acc);
+        for (int64_t i = 0; i < acc->numel; i++)
+            a[i] = p == 2 ? sqrt(a[i]) : pow(a[i], 1 / p);
+    }
+    return finish(acc, t->dtype);
+}
+
+/* ---------------------------------------------------------------- max/min with indices */
+
+/* Values (dtype of t) and indices (int64, from base) of the extreme along the dims in mask
+ * (one dim, or all of a contiguous tensor so that indices are row-major positions). */
+static int arg_reduce(const fl_tensor *t, uint32_t mask, bool keepdim, int want_max, int64_t base,
+                      fl_tensor **values, fl_tensor **indices)
+{
+    plan pl;
+    *values = *indices = NULL;
+    if (check_cpu(t) < 0 || plan_init(&pl, t, mask, keepdim) < 0)
+        return -1;
+    bool is_float = fl_dtype_is_float(t->dtype);
+    fl_tensor *val = fl_tensor_empty(is_float ? FL_DTYPE_F64 : FL_DTYPE_I64, pl.out_ndim, pl.out_shape, FL_CPU);
+    fl_tensor *idx = val ? fl_tensor_empty(FL_DTYPE_I64, pl.out_ndim, pl.out_shape, FL_CPU) : NULL;
+    red_job job = {.kind = KIND_ARG, .want_max = want_max};
+    int rc = idx ? plan_run(&pl, &job, fl_tensor_data(val), fl_tensor_data(idx)) : -1;
+    plan_free(&pl);
+    if (rc == 0) {
+        int64_t *ix = fl_tensor_data(idx);
+        for (int64_t i = 0; i < idx->numel; i++)
+            ix[i] += base;
+        *values = finish(val, t->dtype);   /* releases val */
+        val = NULL;
+        rc = *values ? 0 : -1;
+    }
+    fl_tensor_release(val);
+    if (rc < 0) {
+        fl_tensor_release(idx);
+        return -1;
+    }
+    *indices = idx;
+    return 0;
+}
+
+static int extreme_dim(const fl_tensor *t, int dim, bool keepdim, int want_max, int64_t base,
+                       fl_tensor **values, fl_tensor **indices)
+{
+    uint32_t mask;
+    *values = *indices = NULL;
+    if (dims_mask(t, 1, &dim, &mask) < 0)
+        return -1;
+    if (t->ndim > 0 && t->shape[dim] == 0) {
+        fl_error("cannot take the %s over a dimension of size 0 (dim %d)", want_max ? "max" : "min", dim);
+        return -1;
+    }
+    return arg_reduce(t, mask, keepdim, want_max, base, values, indices);
+}
+
+int fl_max_dim(const fl_tensor *t, int dim, bool keepdim, int64_t base,
+               fl_tensor **values, fl_tensor **indices)
+{
+    return extreme_dim(t, dim, keepdim, 1, base, values, indices);
+}
+
+int fl_min_dim(const fl_tensor *t, int dim, bool keepdim, int64_t base,
+               fl_tensor **values, fl_tensor **indices)
+{
+    return extreme_dim(t, dim, keepdim, 0, base, values, indices);
+}
+
+static fl_tensor *arg_extreme(const fl_tensor *t, int dim, bool keepdim, int want_max, int64_t base)
+{
+    fl_tensor *values = NULL, *indices = NULL;
+    if (dim >= 0) {
+        if (extreme_dim(t, dim, keepdim, want_max, base, &values, &indices) < 0)
+            return NULL;
+        fl_tensor_release(values);
+        return indices;
+    }
+    if (t->numel == 0) {
+        fl_error("cannot take the %s of an empty tensor", want_max ? "argmax" : "argmin");
+        return NULL;
+    }
+    fl_tensor *c = fl_contiguous((fl_tensor *)t);   /* row-major positions */
+    if (!c)
+        return NULL;
+    uint32_t all = c->ndim ? (uint32_t)((1u << c->ndim) - 1) : 0;
+    int rc = arg_reduce(c, all, keepdim, want_max, base, &values, &indices);
+    fl_tensor_release(c);
+    fl_tensor_release(values);
+    return rc < 0 ? NULL : indices;
+}
+
+fl_tensor *fl_argmax(const fl_tensor *t, int dim, bool keepdim, int64_t base)
+{
+    return arg_extreme(t, dim, keepdim, 1, base);
+}
+
+fl_tensor *fl_argmin(const fl_tensor *t, int dim, bool keepdim, int64_t base)
+{
+    return arg_extreme(t, dim, keepdim, 0, base);
+}
+
+/* ---------------------------------------------------------------- cumulative */
+
+typedef struct {
+    int prod;
+    fl_dtype dt;
+    const char *x;
+    char *out;
+    int64_t n, inner, chunk, nchunks;
+} scan_job;
+
+/* Item: one outer index and one chunk of inner positions. */
+static void scan_items(void *ctx, int64_t begin, int64_t end)
+{
+    scan_job *job = ctx;
+    size_t es = fl_dtype_size(job->dt);
+    for (int64_t item = begin; item < end; item++) {
+        int64_t o = item / job->nchunks, c = item % job->nchunks;
+        int64_t r0 = c * job->chunk, m = job->inner - r0 < job->chunk ? job->inner - r0 : job->chunk;
+        int64_t off = (o * job->n * job->inner + r0) * (int64_t)es;
+        fl_cpu_cumulative(job->prod, job->dt, job->out + off, job->x + off, m, job->n,
+                          1, job->inner, 1, job->inner);
+    }
+}
+
+static fl_tensor *cumulative(const fl_tensor *t, int dim, int prod)
+{
+    if (check_cpu(t) < 0)
+        return NULL;
+    if (t->ndim == 0 ? (dim != 0 && dim != -1) : (dim < 0 || dim >= t->ndim)) {
+        fl_error("dimension %d is out of range for a tensor of %d dimensions", dim, t->ndim);
+        return NULL;
+    }
+    fl_dtype dt = widened(t->dtype);
+    /* contiguous in the scan's dtype: one cast/copy, then plain (outer, n, inner) walks */
+    fl_tensor *x = t->dtype == dt ? fl_contiguous((fl_tensor *)t) : fl_cast(t, dt);
+    fl_tensor *out = x ? fl_tensor_empty(dt, t->ndim, t->shape, FL_CPU) : NULL;
+    if (out && out->numel > 0) {
+        int64_t n = t->ndim ? t->shape[dim] : 1, outer = 1, inner = 1;
+        for (int d = 0; d < t->ndim; d++) {
+            if (d < dim)
+                outer *= t->shape[d];
+            else if (d > dim)
+                inner *= t->shape[d];
+        }
+        scan_job job = {prod, dt, fl_tensor_data(x), fl_tensor_data(out), n, inner, 0, 0};
+        job.chunk = inner < 256 ? inner : 256;
+        job.nchunks = (inner + job.chunk - 1) / job.chunk;
+        int64_t items = outer * job.nchunks;
+        if (items > 1 && out->numel >= 2 * WORK_GRAIN)
+            fl_parallel_for(items, 1, scan_items, &job);
+        else
+            scan_items(&job, 0, items);
+    }
+    fl_tensor_release(x);
+    return out;
+}
+
+fl_tensor *fl_cumsum(const fl_tensor *t, int dim)
+{
+    return cumulative(t, dim, 0);
+}
+
+fl_tensor *fl_cumprod(const fl_tensor *t, int dim)
+{
+    return cumulative(t, dim, 1);
+}
