@@ -17,7 +17,7 @@ WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wpointe
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -fPIC $(WARN) -I$(LUA_INC) -MMD -MP
 CFLAGS ?= -O2 -g
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-LIBS := -lm -lpthread -ldl
+LIBS := -lz -lm -lpthread -ldl
 
 ENGINE_SRC := $(wildcard vm/*.c kernels/cpu/*.c bindings/*.c)
 REPL_SRC := $(wildcard repl/*.c)
@@ -85,10 +85,12 @@ install: all
 	install -m 755 $(BUILD)/bin/flare $(DESTDIR)$(PREFIX)/bin/flare
 	install -m 755 $(BUILD)/flare/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/flare/core.so
 	cp -R stdlib/flare/. $(DESTDIR)$(PREFIX)/share/lua/5.4/flare/
+	install -d $(DESTDIR)$(PREFIX)/share/flare/data
+	install -m 644 data/* $(DESTDIR)$(PREFIX)/share/flare/data/
 	@echo "installed: $(DESTDIR)$(PREFIX)/bin/flare, lib/lua/5.4/flare/core.so, share/lua/5.4/flare/"
 
 uninstall:
-	rm -rf $(DESTDIR)$(PREFIX)/bin/flare $(DESTDIR)$(PREFIX)/lib/lua/5.4/flare $(DESTDIR)$(PREFIX)/share/lua/5.4/flare
+	rm -rf $(DESTDIR)$(PREFIX)/bin/flare $(DESTDIR)$(PREFIX)/lib/lua/5.4/flare $(DESTDIR)$(PREFIX)/share/lua/5.4/flare $(DESTDIR)$(PREFIX)/share/flare
 
 clean:
 	rm -rf $(BUILD) flare

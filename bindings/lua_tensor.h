@@ -81,5 +81,6 @@ void fl_bind_reduce(lua_State *L, int module, int methods);    /* bindings/reduc
 void fl_bind_linalg(lua_State *L, int module, int methods);    /* bindings/linalg.c */
 void fl_bind_nn(lua_State *L, int module, int methods);        /* bindings/nn.c */
 void fl_bind_optim(lua_State *L, int module, int methods);     /* bindings/optim.c */
+void fl_bind_io(lua_State *L, int module, int methods);        /* bindings/io.c */
 
 #endif

@@ -1,0 +1,254 @@
+-- flare.data: data sets and batch loaders.
+--
+-- A data set is any Lua object with a length (#ds) and a way to get sample i (1-based):
+-- ds[i] or ds:get(i), giving one value or a table of values. Data sets of tensors
+-- (TensorDataset, and subsets of it) also hand out whole batches at once, which is what
+-- makes a loader fast.
+local flare = require 'flare.core'
+
+local M = {}
+
+local function here()
+  -- the directory of this file: stdlib/flare/data/ in the tree, share/lua/5.4/flare/data/ installed
+  local src = debug.getinfo(1, 'S').source:sub(2)
+  return src:match('^(.*)/') or '.'
+end
+
+-- Bundled data sets are looked up beside the library: <tree>/data or <prefix>/share/flare/data.
+local function bundled(name)
+  local dir = here()
+  for _, candidate in ipairs { dir .. '/../../../data/' .. name, dir .. '/../../../../flare/data/' .. name } do
+    local f = io.open(candidate, 'rb')
+    if f then f:close() return candidate end
+  end
+  error(string.format("bundled data file '%s' not found (looked beside %s); reinstall flare", name, dir), 3)
+end
+
+------------------------------------------------------------------------------ TensorDataset
+
+local TensorDataset = {}
+TensorDataset.__index = TensorDataset
+TensorDataset.__name = 'data.TensorDataset'
+
+--- data.TensorDataset(x, y, ...): sample i is {x[i], y[i], ...}; all share the first dim.
+function M.TensorDataset(...)
+  local tensors = { ... }
+  if #tensors == 0 then error('TensorDataset: expected at least one tensor', 2) end
+  local n
+  for k, t in ipairs(tensors) do
+    if not flare.is_tensor(t) then
+      error(string.format('TensorDataset: argument %d is a %s, expected a tensor', k, type(t)), 2)
+    end
+    if t:dim() == 0 then error(string.format('TensorDataset: tensor %d is 0-dim', k), 2) end
+    n = n or t:size(1)
+    if t:size(1) ~= n then
+      error(string.format('TensorDataset: tensor %d has %d samples, tensor 1 has %d', k, t:size(1), n), 2)
+    end
+  end
+  return setmetatable({ tensors = tensors, n = n }, TensorDataset)
+end
+
+function TensorDataset:__len() return self.n end
+
+function TensorDataset:get(i)
+  local out = {}
+  for k, t in ipairs(self.tensors) do out[k] = t[i] end
+  return out
+end
+
+-- A batch of samples: one index_select per tensor. idx holds 1-based sample numbers.
+function TensorDataset:batch(idx)
+  local out = {}
+  for k, t in ipairs(self.tensors) do out[k] = t:index_select(1, idx) end
+  return out
+end
+
+------------------------------------------------------------------------------ Subset, split
+
+local Subset = {}
+Subset.__index = Subset
+Subset.__name = 'data.Subset'
+
+--- data.Subset(ds, indices): the samples of ds at indices (a Lua list or int64 tensor).
+function M.Subset(ds, indices)
+  if not flare.is_tensor(indices) then indices = flare.tensor(indices, { dtype = 'int64' }) end
+  return setmetatable({ dataset = ds, indices = indices }, Subset)
+end
+
+function Subset:__len() return self.indices:numel() end
+
+function Subset:get(i) return M.sample(self.dataset, self.indices[i]:item()) end
+
+function Subset:batch(idx)
+  local inner = self.indices:index_select(1, idx)
+  if self.dataset.batch then return self.dataset:batch(inner) end
+  return M.collate(M.samples(self.dataset, inner))
+end
+
+--- data.random_split(ds, fractions_or_counts, {seed}): disjoint random subsets, e.g.
+-- data.random_split(ds, {0.8, 0.2}, {seed = 1}). The same seed gives the same split.
+function M.random_split(ds, parts, opts)
+  opts = opts or {}
+  local n = #ds
+  local counts, total = {}, 0
+  for k, p in ipairs(parts) do
+    if type(p) ~= 'number' or p < 0 then error(string.format('random_split: part %d must be a non-negative number', k), 2) end
+    counts[k] = p < 1 and math.floor(p * n + 0.5) or math.floor(p)
+    total = total + counts[k]
+  end
+  if total > n or (total < n and parts[1] < 1 and #parts > 1) then
+    -- fractions: give the rounding remainder to the last part
+    counts[#counts] = counts[#counts] + (n - total)
+    total = n
+  end
+  if total > n then error(string.format('random_split: parts add up to %d samples, the data set has %d', total, n), 2) end
+  local saved = flare.get_rng_state()
+  if opts.seed then flare.manual_seed(opts.seed) end
+  local perm = flare.randperm(n) + 1
+  if opts.seed then flare.set_rng_state(saved) end
+  local out, start = {}, 1
+  for k, c in ipairs(counts) do
+    out[k] = M.Subset(ds, perm:narrow(1, start, c))
+    start = start + c
+  end
+  return table.unpack(out)
+end
+
+--- ds:split(fraction, {seed}) on the data sets here: two subsets (train, test).
+function TensorDataset:split(fraction, opts) return M.random_split(self, { fraction, 1 - fraction }, opts) end
+Subset.split = TensorDataset.split
+
+------------------------------------------------------------------------------ samples, collate
+
+function M.sample(ds, i)
+  if ds.get then return ds:get(i) end
+  return ds[i]
+end
+
+function M.samples(ds, idx)
+  local list = {}
+  for k, i in ipairs(idx:totable()) do list[k] = M.sample(ds, i) end
+  return list
+end
+
+--- data.collate(samples): stacks a list of samples (tensors, numbers, or tables of them) into
+-- batch tensors, field by field.
+function M.collate(samples)
+  local first = samples[1]
+  if flare.is_tensor(first) then return flare.stack(samples, 1) end
+  if type(first) == 'number' then
+    return flare.tensor(samples, { dtype = math.type(first) == 'integer' and 'int64' or 'float32' })
+  end
+  if type(first) == 'table' then
+    local out = {}
+    for k in pairs(first) do
+      local column = {}
+      for j, s in ipairs(samples) do column[j] = s[k] end
+      out[k] = M.collate(column)
+    end
+    return out
+  end
+  error('collate: cannot batch samples of type ' .. type(first), 2)
+end
+
+------------------------------------------------------------------------------ loader
+
+local Loader = {}
+Loader.__index = Loader
+Loader.__name = 'data.Loader'
+
+--- data.loader(ds, {batch_size = 1, shuffle = false, drop_last = false, seed, collate,
+-- transform}): iterate with `for x, y in loader do ... end` (each field of a sample is one
+-- loop variable). With shuffle, each pass draws a new order from flare's generator (or from
+-- its own, seeded, generator when `seed` is given). transform(batch_fields) may rewrite a
+-- batch (e.g. augmentation) and returns the fields.
+function M.loader(ds, opts)
+  opts = opts or {}
+  local bs = opts.batch_size or 1
+  if math.type(bs) ~= 'integer' or bs < 1 then
+    error('loader: batch_size must be a positive integer, got ' .. tostring(opts.batch_size), 2)
+  end
+  if #ds == 0 then error('loader: the data set is empty', 2) end
+  return setmetatable({ dataset = ds, batch_size = bs, shuffle = opts.shuffle or false,
+                        drop_last = opts.drop_last or false, collate = opts.collate,
+                        transform = opts.transform, seed = opts.seed, epoch = 0, position = 0 }, Loader)
+end
+
+function Loader:__len()
+  local n = #self.dataset
+  return self.drop_last and n // self.batch_size or (n + self.batch_size - 1) // self.batch_size
+end
+
+function Loader:_order()
+  local n = #self.dataset
+  if not self.shuffle then return flare.arange(1, n + 1) end
+  if self.seed then
+    local saved = flare.get_rng_state()
+    flare.manual_seed(self.seed + self.epoch)
+    local p = flare.randperm(n) + 1
+    flare.set_rng_state(saved)
+    return p
+  end
+  return flare.randperm(n) + 1
+end
+
+function Loader:_batch(idx)
+  local ds = self.dataset
+  local fields
+  if self.collate then
+    fields = self.collate(M.samples(ds, idx))
+  elseif ds.batch then
+    fields = ds:batch(idx)
+  else
+    fields = M.collate(M.samples(ds, idx))
+  end
+  if flare.is_tensor(fields) then fields = { fields } end
+  if self.transform then fields = self.transform(fields) or fields end
+  return fields
+end
+
+-- The generic-for protocol: a call with a nil control value starts a new pass.
+function Loader:__call(_, control)
+  if control == nil then
+    self.epoch = self.epoch + 1
+    self.order = self:_order()
+    self.position = 0
+  end
+  local n = self.order:numel()
+  local start = self.position + 1
+  if start > n then return nil end
+  local count = math.min(self.batch_size, n - start + 1)
+  if count < self.batch_size and self.drop_last then return nil end
+  self.position = start + count - 1
+  return table.unpack(self:_batch(self.order:narrow(1, start, count)))
+end
+
+------------------------------------------------------------------------------ bundled sets
+
+--- data.digits(): the bundled handwritten digits (1797 images of 8x8 pixels, UCI), as a
+-- TensorDataset of images (N, 1, 8, 8) float32 scaled to [0, 1] and labels (N) int64 holding
+-- the class index 1..10 for the digits 0..9 (class indices are 1-based in flare).
+function M.digits(opts)
+  opts = opts or {}
+  local path = opts.path or bundled('digits.csv.gz')
+  local text = flare.read_file(path)
+  local rows, labels = {}, {}
+  local n = 0
+  for line in text:gmatch('[^\n]+') do
+    local values = {}
+    for v in line:gmatch('[^,]+') do values[#values + 1] = tonumber(v) end
+    if #values ~= 65 then
+      error(string.format("digits: line %d of '%s' has %d values, expected 65", n + 1, path, #values), 2)
+    end
+    n = n + 1
+    labels[n] = math.tointeger(values[65]) + 1
+    values[65] = nil
+    rows[n] = values
+  end
+  local x = (flare.tensor(rows, { dtype = 'float32' }) / 16):reshape(n, 1, 8, 8)
+  local ds = M.TensorDataset(x, flare.tensor(labels))
+  ds.classes = { '0', '1', '2', '3', '4', '5', '6', '7', '8', '9' }
+  return ds
+end
+
+return M
