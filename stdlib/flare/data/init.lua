@@ -81,7 +81,8 @@ function Subset:get(i) return M.sample(self.dataset, self.indices[i]:item()) end
 
 function Subset:batch(idx)
   local inner = self.indices:index_select(1, idx)
-  if self.dataset.batch then return self.dataset:batch(inner) end
+  local batch = method(self.dataset, 'batch')
+  if batch then return batch(self.dataset, inner) end
   return M.collate(M.samples(self.dataset, inner))
 end
 
@@ -120,8 +121,20 @@ Subset.split = TensorDataset.split
 
 ------------------------------------------------------------------------------ samples, collate
 
+-- A data set's own method, looked up without calling an __index function (a data set
+-- whose __index is a function takes sample numbers, not method names).
+local function method(ds, name)
+  local own = type(ds) == 'table' and rawget(ds, name)
+  if type(own) == 'function' then return own end
+  local mt = getmetatable(ds)
+  local idx = mt and mt.__index
+  if type(idx) == 'table' and type(idx[name]) == 'function' then return idx[name] end
+  return nil
+end
+
 function M.sample(ds, i)
-  if ds.get then return ds:get(i) end
+  local get = method(ds, 'get')
+  if get then return get(ds, i) end
   return ds[i]
 end
 
@@ -195,10 +208,11 @@ end
 function Loader:_batch(idx)
   local ds = self.dataset
   local fields
+  local batch = method(ds, 'batch')
   if self.collate then
     fields = self.collate(M.samples(ds, idx))
-  elseif ds.batch then
-    fields = ds:batch(idx)
+  elseif batch then
+    fields = batch(ds, idx)
   else
     fields = M.collate(M.samples(ds, idx))
   end
