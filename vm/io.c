@@ -15,8 +15,8 @@ int fl_read_file(const char *path, size_t max_bytes, char **data, size_t *len)
         fl_error("cannot open '%s': %s", path, errno ? strerror(errno) : "out of memory");
         return -1;
     }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
+    size_t cap = max_bytes < (1 << 16) ? max_bytes : (1 << 16), n = 0;
+    char *buf = malloc(cap ? cap : 1);
     for (;;) {
         if (!buf) {
             gzclose(f);
@@ -25,10 +25,14 @@ int fl_read_file(const char *path, size_t max_bytes, char **data, size_t *len)
         }
         if (n == cap) {
             if (cap >= max_bytes) {
-                free(buf);
-                gzclose(f);
-                fl_error("'%s' holds more than %zu bytes (decompressed)", path, max_bytes);
-                return -1;
+                char probe;
+                if (gzread(f, &probe, 1) > 0) {
+                    free(buf);
+                    gzclose(f);
+                    fl_error("'%s' holds more than %zu bytes (decompressed)", path, max_bytes);
+                    return -1;
+                }
+                break;
             }
             cap = cap * 2 < max_bytes ? cap * 2 : max_bytes;
             char *bigger = realloc(buf, cap);

@@ -91,18 +91,23 @@ end
 function M.random_split(ds, parts, opts)
   opts = opts or {}
   local n = #ds
-  local counts, total = {}, 0
+  local counts, total, fractions = {}, 0, true
   for k, p in ipairs(parts) do
     if type(p) ~= 'number' or p < 0 then error(string.format('random_split: part %d must be a non-negative number', k), 2) end
-    counts[k] = p < 1 and math.floor(p * n + 0.5) or math.floor(p)
+    fractions = fractions and p <= 1 and math.type(p) == 'float'
+  end
+  for k, p in ipairs(parts) do
+    counts[k] = fractions and math.floor(p * n + 0.5) or math.tointeger(p)
+    if not counts[k] then error(string.format('random_split: part %d (%s) is neither a fraction nor a count', k, p), 2) end
     total = total + counts[k]
   end
-  if total > n or (total < n and parts[1] < 1 and #parts > 1) then
-    -- fractions: give the rounding remainder to the last part
-    counts[#counts] = counts[#counts] + (n - total)
+  if fractions and math.abs(total - n) <= #parts then
+    counts[#counts] = counts[#counts] + (n - total)   -- rounding remainder to the last part
     total = n
   end
-  if total > n then error(string.format('random_split: parts add up to %d samples, the data set has %d', total, n), 2) end
+  if total ~= n then
+    error(string.format('random_split: parts add up to %d samples, the data set has %d', total, n), 2)
+  end
   local saved = flare.get_rng_state()
   if opts.seed then flare.manual_seed(opts.seed) end
   local perm = flare.randperm(n) + 1
