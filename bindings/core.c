@@ -4,6 +4,7 @@
 #include "lua_tensor.h"
 
 #include <dlfcn.h>
+#include <time.h>
 
 static int f_set_num_threads(lua_State *L)
 {
@@ -32,7 +33,17 @@ static int f_bytes_allocated(lua_State *L)
     return 1;
 }
 
+/* flare.clock(): monotonic wall-clock seconds, for timings and rate limits. */
+static int f_clock(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+    return 1;
+}
+
 static const fl_lua_reg core_regs[] = {
+    {"clock", f_clock, FL_REG_MODULE, 0},
     {"set_num_threads", f_set_num_threads, FL_REG_MODULE, 0},
     {"get_num_threads", f_get_num_threads, FL_REG_MODULE, 0},
     {"blas_info", f_blas_info, FL_REG_MODULE, 0},
