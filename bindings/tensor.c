@@ -50,16 +50,23 @@ int fl_lua_error(lua_State *L, const char *fname)
 }
 
 /* Lua's collector sees only the small userdata, not the tensor bytes behind it. Every MiB
- * of tensor data allocated is reported as a collector step of that size, so garbage
- * tensors are reclaimed at the rate they are made. */
+ * of tensor data allocated is reported as a collector step of that size; and when the live
+ * tensor bytes reach twice what survived the last full collection (at least 32 MiB), a full
+ * collection runs, so garbage tensors never pile up far beyond the live set, whatever the
+ * size of Lua's own heap. */
 void fl_lua_account(lua_State *L, size_t nbytes)
 {
-    static size_t pending;
+    static size_t pending, threshold = (size_t)32 << 20;
     pending += nbytes;
     if (pending >= ((size_t)1 << 20)) {
         int kb = pending / 1024 > (size_t)1 << 30 ? 1 << 30 : (int)(pending / 1024);
         pending = 0;
         lua_gc(L, LUA_GCSTEP, kb);
+    }
+    if (fl_bytes_allocated() > threshold) {
+        lua_gc(L, LUA_GCCOLLECT);
+        size_t live = fl_bytes_allocated();
+        threshold = 2 * live > ((size_t)32 << 20) ? 2 * live : ((size_t)32 << 20);
     }
 }
 
@@ -137,10 +144,21 @@ static int64_t checksize(lua_State *L, int arg, int isnum, lua_Integer v)
     return (int64_t)v;
 }
 
+static int is_empty_table(lua_State *L, int idx)
+{
+    lua_pushnil(L);
+    if (lua_next(L, idx) == 0)
+        return 1;
+    lua_pop(L, 2);
+    return 0;
+}
+
 int fl_lua_checkshape(lua_State *L, int arg, int64_t *shape, int *next)
 {
     int n = 0, isnum;
-    if (lua_type(L, arg) == LUA_TTABLE && !fl_lua_isoptions(L, arg) && !fl_lua_totensor(L, arg)) {
+    /* a table of sizes; an empty table is the empty shape (a 0-dim tensor) */
+    if (lua_type(L, arg) == LUA_TTABLE && !fl_lua_totensor(L, arg) &&
+        (!fl_lua_isoptions(L, arg) || is_empty_table(L, arg))) {
         lua_Integer len = luaL_len(L, arg);
         if (len > FL_MAX_DIMS)
             luaL_argerror(L, arg, lua_pushfstring(L, "a tensor has at most %d dimensions, got %I", FL_MAX_DIMS, len));

@@ -523,12 +523,7 @@ static int m_masked_scatter(lua_State *L)
         return 1;
     }
     fl_tensor **slot = fl_lua_newslot(L);
-    fl_tensor *r = fl_clone(t);
-    if (r && fl_masked_scatter_(r, mask, src) < 0) {
-        fl_tensor_release(r);
-        r = NULL;
-    }
-    fl_lua_fill(L, slot, r, fname);
+    fl_lua_fill(L, slot, fl_masked_scatter(t, mask, src), fname);
     return 1;
 }
 

@@ -1,9 +1,8 @@
 /* main.c: the `flare` executable. Creates a Lua state, embeds the flare C module (the same
  * code as flare/core.so), finds the Lua stdlib, and runs a script, `-e` chunks or the
- * interactive prompt. Modelled on lua.c: a traceback handler around every chunk, SIGINT
- * only sets a hook, `return <line>` is tried first so expressions print, and input keeps
- * being read while the chunk is incomplete. */
-#include <signal.h>
+ * interactive prompt (prompt.c); Ctrl-C and protected calls are in run.c. Modelled on
+ * lua.c. Start-up stays lean (the prompt's Lua half and the help texts load on demand),
+ * so the first prompt appears in a few milliseconds. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,65 +12,12 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include <editline/readline.h>
-
 #include "../vm/flare.h"
+#include "repl.h"
 
 int luaopen_flare_core(lua_State *L);
 
-static lua_State *global_L;
-static const char *progname = "flare";
-
-/* ---------------------------------------------------------------- interrupts (as lua.c) */
-
-static void stop_hook(lua_State *L, lua_Debug *ar)
-{
-    (void)ar;
-    lua_sethook(L, NULL, 0, 0);
-    luaL_error(L, "interrupted!");
-}
-
-static void on_sigint(int sig)
-{
-    int flags = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
-    signal(sig, SIG_DFL);
-    lua_sethook(global_L, stop_hook, flags, 1);
-}
-
-static int msg_handler(lua_State *L)
-{
-    const char *msg = lua_tostring(L, 1);
-    if (msg == NULL) {
-        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-            return 1;
-        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-    }
-    luaL_traceback(L, L, msg, 1);
-    return 1;
-}
-
-static int docall(lua_State *L, int narg, int nres)
-{
-    int base = lua_gettop(L) - narg;
-    lua_pushcfunction(L, msg_handler);
-    lua_insert(L, base);
-    global_L = L;
-    signal(SIGINT, on_sigint);
-    int status = lua_pcall(L, narg, nres, base);
-    signal(SIGINT, SIG_DFL);
-    lua_remove(L, base);
-    return status;
-}
-
-static int report(lua_State *L, int status)
-{
-    if (status != LUA_OK) {
-        fprintf(stderr, "%s: %s\n", progname, lua_tostring(L, -1));
-        fflush(stderr);
-        lua_pop(L, 1);
-    }
-    return status;
-}
+const char *fl_repl_progname = "flare";
 
 /* ---------------------------------------------------------------- set-up */
 
@@ -106,115 +52,90 @@ static int open_flare(lua_State *L)
     lua_setfield(L, -2, "flare.core");
     lua_pop(L, 1);
     set_paths(L);
-    /* flare.open_globals sets `flare` and the stdlib modules as globals */
     lua_getglobal(L, "require");
     lua_pushliteral(L, "flare");
-    if (docall(L, 1, 1) != LUA_OK)
-        return report(L, LUA_ERRRUN);
+    if (fl_repl_docall(L, 1, 1) != LUA_OK)
+        return fl_repl_report(L, LUA_ERRRUN);
+    /* flare.open_globals sets `flare` and the stdlib modules as globals */
     lua_getfield(L, -1, "open_globals");
-    if (lua_isfunction(L, -1))
-        return report(L, docall(L, 0, 0));
+    if (lua_isfunction(L, -1)) {
+        lua_remove(L, -2);
+        return fl_repl_report(L, fl_repl_docall(L, 0, 0));
+    }
     lua_pop(L, 1);
     lua_setglobal(L, "flare");
     return LUA_OK;
 }
 
-/* ---------------------------------------------------------------- the prompt */
-
-static void print_results(lua_State *L, int n)
+/* Loads flare.repl (the prompt's Lua half) and keeps it in the registry for prompt.c;
+ * repl.init records the globals present before the user's own (for who()). */
+static int open_repl(lua_State *L)
 {
-    if (n == 0)
-        return;
-    lua_getglobal(L, "flare");
-    if (lua_istable(L, -1) && lua_getfield(L, -1, "repl_print") == LUA_TFUNCTION) {
-        lua_remove(L, -2);
-        lua_insert(L, -(n + 1));
-        report(L, docall(L, n, 0));
-        return;
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "flare.repl");
+    if (fl_repl_report(L, fl_repl_docall(L, 1, 1)) != LUA_OK)
+        return LUA_ERRRUN;
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "flare.repl.module");
+    lua_getfield(L, -1, "init");
+    lua_remove(L, -2);
+    if (!lua_isfunction(L, -1)) {
+        lua_pop(L, 1);
+        return LUA_OK;
     }
-    lua_settop(L, lua_gettop(L) - (lua_istable(L, -1) ? 2 : 1));
-    luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
-    lua_getglobal(L, "print");
-    lua_insert(L, -(n + 1));
-    report(L, docall(L, n, 0));
+    const char *nocolor = getenv("NO_COLOR"), *term = getenv("TERM");
+    int color = isatty(STDOUT_FILENO) && !(nocolor && *nocolor) && !(term && strcmp(term, "dumb") == 0);
+    lua_createtable(L, 0, 2);
+    lua_pushboolean(L, color);
+    lua_setfield(L, -2, "color");
+    lua_pushliteral(L, LUA_RELEASE);
+    lua_setfield(L, -2, "lua");
+    return fl_repl_report(L, fl_repl_docall(L, 1, 0));
 }
 
-static int incomplete(lua_State *L, int status)
+/* FLARE_INIT (code, or @file) if set, else ~/.flarerc if it exists: run before the prompt
+ * opens (not for scripts, so that they behave the same on every machine). */
+static int run_init(lua_State *L)
 {
-    if (status == LUA_ERRSYNTAX) {
-        size_t len;
-        const char *msg = lua_tolstring(L, -1, &len);
-        if (len >= 5 && strcmp(msg + len - 5, "<eof>") == 0) {
+    const char *init = getenv("FLARE_INIT");
+    int status;
+    if (init && init[0] == '@') {
+        status = luaL_loadfile(L, init + 1);
+    } else if (init) {
+        status = luaL_loadbuffer(L, init, strlen(init), "=FLARE_INIT");
+    } else {
+        const char *home = getenv("HOME");
+        if (!home)
+            return LUA_OK;
+        lua_pushfstring(L, "%s/.flarerc", home);
+        const char *path = lua_tostring(L, -1);
+        if (access(path, R_OK) != 0) {
             lua_pop(L, 1);
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* Reads one chunk (possibly several lines) and compiles it; pushes the function. Returns
- * -1 at end of input. */
-static int load_chunk(lua_State *L)
-{
-    char *line = readline("> ");
-    if (!line)
-        return -1;
-    size_t len = strlen(line);
-    int suppress = len > 0 && line[len - 1] == ';';
-    if (len > 0)
-        add_history(line);
-    /* try as an expression first */
-    if (!suppress) {
-        const char *ret = lua_pushfstring(L, "return %s", line);
-        if (luaL_loadbuffer(L, ret, strlen(ret), "=stdin") == LUA_OK) {
-            lua_remove(L, -2);
-            free(line);
             return LUA_OK;
         }
-        lua_pop(L, 2);
+        status = luaL_loadfile(L, path);
+        lua_remove(L, -2);
     }
-    lua_pushstring(L, line);
-    free(line);
-    for (;;) {
-        size_t n;
-        const char *code = lua_tolstring(L, -1, &n);
-        int status = luaL_loadbuffer(L, code, n, "=stdin");
-        if (!incomplete(L, status)) {
-            lua_remove(L, -2);
-            return status;
-        }
-        char *more = readline(">> ");
-        if (!more)
-            return LUA_ERRSYNTAX;
-        if (*more)
-            add_history(more);
-        lua_pushliteral(L, "\n");
-        lua_pushstring(L, more);
-        free(more);
-        lua_concat(L, 3);
-    }
-}
-
-static void repl(lua_State *L)
-{
-    int status;
-    while ((status = load_chunk(L)) != -1) {
-        if (status == LUA_OK) {
-            int base = lua_gettop(L) - 1;
-            status = docall(L, 0, LUA_MULTRET);
-            if (status == LUA_OK)
-                print_results(L, lua_gettop(L) - base);
-        }
-        report(L, status);
-        lua_settop(L, 0);
-    }
-    fputc('\n', stdout);
+    if (status == LUA_OK)
+        status = fl_repl_docall(L, 0, 0);
+    return fl_repl_report(L, status);
 }
 
 static void banner(lua_State *L)
 {
-    printf("flare %s — %s, %s, CUDA: not available\n", FL_VERSION, LUA_RELEASE, fl_blas_info());
-    (void)L;
+    lua_getfield(L, LUA_REGISTRYINDEX, "flare.repl.module");
+    if (lua_istable(L, -1) && lua_getfield(L, -1, "banner") == LUA_TFUNCTION) {
+        lua_remove(L, -2);
+        if (fl_repl_docall(L, 0, 1) == LUA_OK && lua_isstring(L, -1)) {
+            printf("%s\n", lua_tostring(L, -1));
+            lua_pop(L, 1);
+            return;
+        }
+        fl_repl_report(L, LUA_ERRRUN);
+    } else {
+        lua_pop(L, lua_istable(L, -1) ? 2 : 1);
+    }
+    printf("flare %s — %s, %s\n", FL_VERSION, LUA_RELEASE, fl_blas_info());
 }
 
 /* ---------------------------------------------------------------- command line */
@@ -226,8 +147,10 @@ static void usage(void)
             "  -e code   run code\n"
             "  -i        enter the prompt after running the script\n"
             "  -v        print the version\n"
-            "  -         run standard input\n",
-            progname);
+            "  -         run standard input\n"
+            "The prompt runs $FLARE_INIT (code or @file) or ~/.flarerc first; its history is\n"
+            "kept in $FLARE_HISTORY or ~/.flare_history.\n",
+            fl_repl_progname);
 }
 
 static int run_script(lua_State *L, char **argv, int script, int argc)
@@ -245,9 +168,37 @@ static int run_script(lua_State *L, char **argv, int script, int argc)
         luaL_checkstack(L, n + 1, "too many arguments to script");
         for (int i = script + 1; i < argc; i++)
             lua_pushstring(L, argv[i]);
-        status = docall(L, n, LUA_MULTRET);
+        status = fl_repl_docall(L, n, LUA_MULTRET);
     }
-    return report(L, status);
+    return fl_repl_report(L, status);
+}
+
+/* First pass over the arguments: will the prompt open? (-i, or nothing to run and a
+ * terminal on stdin.) Returns -1 on a usage error. */
+static int wants_prompt(int argc, char **argv)
+{
+    int interactive = 0, runs = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-i") == 0) {
+            interactive = 1;
+        } else if (strcmp(argv[i], "-e") == 0) {
+            if (i + 1 >= argc)
+                return -1;
+            i++;
+            runs = 1;
+        } else if (strcmp(argv[i], "-v") == 0) {
+            runs = 1;
+        } else if (strcmp(argv[i], "--") == 0) {
+            runs |= i + 1 < argc;
+            break;
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            return -1;
+        } else {
+            runs = 1;
+            break;
+        }
+    }
+    return interactive || (!runs && isatty(STDIN_FILENO));
 }
 
 static int pmain(lua_State *L)
@@ -255,9 +206,17 @@ static int pmain(lua_State *L)
     int argc = (int)lua_tointeger(L, 1);
     char **argv = lua_touserdata(L, 2);
     int interactive = 0, ran = 0, script = 0;
+    int prompt = wants_prompt(argc, argv);
     luaL_openlibs(L);
+    fl_repl_setup(L);
     if (open_flare(L) != LUA_OK)
         return 0;
+    if (prompt == 1) {
+        if (open_repl(L) != LUA_OK)
+            return 0;
+        banner(L);
+        run_init(L);   /* an error there is reported; the prompt still opens */
+    }
     for (int i = 1; i < argc && !script; i++) {
         if (strcmp(argv[i], "-v") == 0) {
             printf("flare %s — %s\n", FL_VERSION, LUA_RELEASE);
@@ -270,28 +229,27 @@ static int pmain(lua_State *L)
                 return 0;
             }
             const char *code = argv[++i];
-            if (report(L, luaL_loadbuffer(L, code, strlen(code), "=(command line)")) != LUA_OK ||
-                report(L, docall(L, 0, 0)) != LUA_OK)
+            if (fl_repl_report(L, luaL_loadbuffer(L, code, strlen(code), "=(command line)")) != LUA_OK ||
+                fl_repl_report(L, fl_repl_docall(L, 0, 0)) != LUA_OK)
                 return 0;
             ran = 1;
         } else if (strcmp(argv[i], "--") == 0) {
             script = i + 1 < argc ? i + 1 : 0;
             break;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            fprintf(stderr, "%s: unrecognized option '%s'\n", progname, argv[i]);
+            fprintf(stderr, "%s: unrecognized option '%s'\n", fl_repl_progname, argv[i]);
             usage();
             return 0;
         } else {
             script = i;
         }
     }
-    if (script && run_script(L, argv, script, argc) != LUA_OK)
+    if (script && run_script(L, argv, script, argc) != LUA_OK && !interactive)
         return 0;
     if (interactive || (!script && !ran)) {
-        if (isatty(0) || interactive) {
-            banner(L);
-            repl(L);
-        } else if (report(L, luaL_loadfile(L, NULL)) == LUA_OK && report(L, docall(L, 0, 0)) != LUA_OK) {
+        if (prompt == 1) {
+            fl_repl_prompt(L);
+        } else if (fl_repl_report(L, luaL_loadfile(L, NULL)) == LUA_OK && fl_repl_report(L, fl_repl_docall(L, 0, 0)) != LUA_OK) {
             return 0;
         }
     }
@@ -303,7 +261,7 @@ int main(int argc, char **argv)
 {
     lua_State *L = luaL_newstate();
     if (!L) {
-        fprintf(stderr, "%s: cannot create the Lua state: not enough memory\n", progname);
+        fprintf(stderr, "%s: cannot create the Lua state: not enough memory\n", fl_repl_progname);
         return EXIT_FAILURE;
     }
     lua_pushcfunction(L, pmain);
@@ -311,7 +269,7 @@ int main(int argc, char **argv)
     lua_pushlightuserdata(L, argv);
     int status = lua_pcall(L, 2, 1, 0);
     int ok = lua_toboolean(L, -1);
-    report(L, status);
+    fl_repl_report(L, status);
     lua_close(L);
     return (ok && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -24,13 +24,49 @@ typedef enum {
     FL_GRAD_MSE,             /* vm/loss.c */
     /* views, movement and indexing ops: rules in vm/backward_view.c */
     FL_GRAD_VIEW_FIRST,
+    FL_GRAD_SELECT = FL_GRAD_VIEW_FIRST,   /* iargs = dim, index */
+    FL_GRAD_SLICE,           /* narrow, slice: iargs = dim, start, stop, step */
+    FL_GRAD_INDEX_SLICES,    /* x[{...}]: saved[0] = the specs, (n, 4) int64 */
+    FL_GRAD_RESHAPE,         /* view, reshape, flatten, squeeze, unsqueeze */
+    FL_GRAD_TRANSPOSE,       /* iargs = d1, d2 */
+    FL_GRAD_PERMUTE,         /* iargs[0] = dims, 4 bits each */
+    FL_GRAD_EXPAND,          /* the engine sums the broadcast dims */
+    FL_GRAD_UNFOLD,          /* iargs = dim, size, step */
+    FL_GRAD_CAT,             /* cat, stack: iargs = dim, stack, chained (input 2: the rest) */
+    FL_GRAD_INDEX_SELECT,    /* index_select, x[idx]: saved[0] = idx; iargs = dim, base */
+    FL_GRAD_GATHER,          /* saved[0] = idx; iargs = dim, base */
+    FL_GRAD_SCATTER,         /* inputs t, src; saved[0] = idx; iargs = dim, base, mode */
+    FL_GRAD_INDEX_UPDATE,    /* index_copy/add/fill: as FL_GRAD_SCATTER */
+    FL_GRAD_MASKED_FILL,     /* inputs t, -, value; saved[0] = mask */
+    FL_GRAD_MASKED_SELECT,   /* masked_select, x[mask]: saved[0] = mask */
+    FL_GRAD_MASKED_SCATTER,  /* inputs t, src; saved[0] = mask */
     FL_GRAD_VIEW_LAST = FL_GRAD_VIEW_FIRST + 63,
     /* reductions, sorting and linear algebra: rules in vm/backward_reduce.c */
     FL_GRAD_REDUCE_FIRST,
+    FL_GRAD_SUM = FL_GRAD_REDUCE_FIRST,   /* iargs = mask of reduced dims, keepdim */
+    FL_GRAD_MEAN,            /* the same */
+    FL_GRAD_PROD,            /* iargs as sum; saved = input, output */
+    FL_GRAD_AMAX,            /* amax, amin, max(), min(): as prod (ties share the gradient) */
+    FL_GRAD_MAX_DIM,         /* max(dim), min(dim): saved[0] = indices; iargs = dim, keepdim, base */
+    FL_GRAD_VAR,             /* iargs as sum; saved[0] = input; dargs[0] = correction */
+    FL_GRAD_STD,             /* the same; saved[1] = output */
+    FL_GRAD_NORM,            /* iargs as sum; saved = input, output; dargs[0] = p */
+    FL_GRAD_LOGSUMEXP,       /* iargs as sum; saved = input, output */
+    FL_GRAD_CUMSUM,          /* iargs[0] = dim */
+    FL_GRAD_CUMPROD,         /* iargs[0] = dim; saved = input, output */
+    FL_GRAD_SORT,            /* sort, topk: saved[0] = indices; iargs = dim, base */
+    FL_GRAD_MATMUL,          /* matmul, mm, bmm, mv, dot: saved = a (if b needs grad), b (if a does) */
+    FL_GRAD_OUTER,           /* the same */
+    FL_GRAD_ADDMM,           /* inputs m, a, b; saved as matmul; dargs = beta, alpha */
     FL_GRAD_REDUCE_LAST = FL_GRAD_REDUCE_FIRST + 63,
     /* neural-network kernels (convolution, pooling, normalization, recurrent cells,
      * embedding): rules in vm/backward_nn.c */
     FL_GRAD_NN_FIRST,
+    FL_GRAD_CONV = FL_GRAD_NN_FIRST,   /* conv1d, conv2d (vm/conv.c): iargs = stride, dilation, padding */
+    FL_GRAD_CONV_TRANSPOSE,            /* conv_transpose2d: the same */
+    FL_GRAD_MAX_POOL,                  /* vm/pool.c: saved[0] = indices; iargs = base, plane size */
+    FL_GRAD_AVG_POOL,                  /* iargs = kernel, stride, padding, flags */
+    FL_GRAD_ADAPTIVE_AVG_POOL,
     FL_GRAD_NN_LAST = FL_GRAD_NN_FIRST + 63,
     FL_GRAD_COUNT
 } fl_grad_rule;

@@ -228,6 +228,7 @@ fl_tensor *fl_masked_fill(const fl_tensor *t, const fl_tensor *mask, const fl_te
 fl_tensor *fl_masked_select(const fl_tensor *t, const fl_tensor *mask);      /* 1-d */
 /* Writes src's elements, in order, where mask is true; src needs at least that many. */
 int fl_masked_scatter_(fl_tensor *t, const fl_tensor *mask, const fl_tensor *src);
+fl_tensor *fl_masked_scatter(const fl_tensor *t, const fl_tensor *mask, const fl_tensor *src);
 /* (count, ndim) int64 tensor of the coordinates of non-zero elements, counted from base. */
 fl_tensor *fl_nonzero(const fl_tensor *t, int64_t base);
 

@@ -5,11 +5,61 @@
  * given a header with stride 0 along that dimension ("restrided"), so the iterator walks it
  * in step with the index tensor and the kernel adds (index - base) * stride itself. Indices
  * are checked before anything is written, so an in-place op either completes or changes
- * nothing. */
+ * nothing.
+ *
+ * Autograd: out-of-place forms run their in-place kernels with grad off, then record one
+ * node (rules in vm/backward_view.c); in-place forms refuse tensors that require grad. */
+#include "autograd.h"
 #include "iter.h"
 #include "../kernels/cpu/index.h"
 
 #include <string.h>
+
+/* ---------------------------------------------------------------- autograd */
+
+/* In-place writes bypass the tape, so they are refused on tensors that take part in it. */
+static int check_inplace(const fl_tensor *t)
+{
+    if (fl_needs_grad(t)) {
+        fl_error("in-place operation on a tensor that requires grad (%s); use the out-of-place "
+                 "form, or flare.no_grad() for updates such as optimizer steps",
+                 t->grad_fn ? "it has a grad_fn" : "a leaf");
+        return -1;
+    }
+    return 0;
+}
+
+/* Turns grad mode off; returns the mode to restore. */
+static bool grad_off(void)
+{
+    bool on = fl_grad_enabled();
+    fl_set_grad_enabled(false);
+    return on;
+}
+
+/* Makes a node of `rule` over the inputs `in` (those needing no grad get no edge) out's
+ * grad_fn, saving `save` (the index tensor or mask) and the iargs; releases out on failure. */
+static fl_tensor *record(fl_tensor *out, fl_grad_rule rule, const char *name, int nin,
+                         const fl_tensor *const *in, const fl_tensor *save, const int64_t *args)
+{
+    bool need = false;
+    for (int i = 0; i < nin; i++)
+        need |= in[i] && fl_needs_grad(in[i]);
+    if (!out || !need)
+        return out;
+    fl_node *n = fl_node_new(rule, name, nin, in);
+    if (!n || fl_node_save(n, 0, save) < 0) {
+        fl_node_release(n);
+        fl_tensor_release(out);
+        return NULL;
+    }
+    memcpy(n->iargs, args, sizeof n->iargs);
+    fl_node_attach(n, out);
+    return out;
+}
+
+#define ARGS(...) ((const int64_t[4]){__VA_ARGS__})
+#define INPUTS(...) ((const fl_tensor *const[]){__VA_ARGS__})
 
 /* ---------------------------------------------------------------- checks */
 
@@ -193,7 +243,7 @@ fl_tensor *fl_index_select(const fl_tensor *t, int dim, const fl_tensor *idx, in
     fl_iter_init(&it, nd, shape, 3, ts);
     move_ctx c = make_ctx(t, idx, dim, base, FL_SCATTER_SET);
     fl_iter_run(&it, gather_run, &c, true);
-    return out;
+    return record(out, FL_GRAD_INDEX_SELECT, "index_select", 1, &t, idx, ARGS(dim, base));
 }
 
 /* ---------------------------------------------------------------- gather and scatter */
@@ -254,7 +304,7 @@ fl_tensor *fl_gather(const fl_tensor *t, int dim, const fl_tensor *idx, int64_t 
     fl_iter_init(&it, idx->ndim, idx->shape, 3, ts);
     move_ctx c = make_ctx(t, idx, dim, base, FL_SCATTER_SET);
     fl_iter_run(&it, gather_run, &c, true);
-    return out;
+    return record(out, FL_GRAD_GATHER, "gather", 1, &t, idx, ARGS(dim, base));
 }
 
 /* Runs the scatter kernel over `shape`: t restrided with stride 0 along dim, idx and src
@@ -278,8 +328,8 @@ static void scatter_over(fl_tensor *t, int dim, int nd, const int64_t *shape, co
 int fl_scatter_(fl_tensor *t, int dim, const fl_tensor *idx, const fl_tensor *src,
                 fl_scatter_mode mode, int64_t base)
 {
-    if (check_dim(dim, t->ndim) < 0 || check_index_dtype(idx) < 0 || check_device(t, idx) < 0 ||
-        check_device(t, src) < 0 || check_gather_shapes(t, dim, idx, src) < 0)
+    if (check_inplace(t) < 0 || check_dim(dim, t->ndim) < 0 || check_index_dtype(idx) < 0 ||
+        check_device(t, idx) < 0 || check_device(t, src) < 0 || check_gather_shapes(t, dim, idx, src) < 0)
         return -1;
     if (mode == FL_SCATTER_ADD && t->dtype == FL_DTYPE_BOOL && src->dtype != FL_DTYPE_BOOL) {
         fl_error("cannot add into a bool tensor");
@@ -299,12 +349,15 @@ int fl_scatter_(fl_tensor *t, int dim, const fl_tensor *idx, const fl_tensor *sr
 fl_tensor *fl_scatter(const fl_tensor *t, int dim, const fl_tensor *idx, const fl_tensor *src,
                       fl_scatter_mode mode, int64_t base)
 {
+    bool grad_on = grad_off();
     fl_tensor *out = fl_clone(t);
     if (out && fl_scatter_(out, dim, idx, src, mode, base) < 0) {
         fl_tensor_release(out);
-        return NULL;
+        out = NULL;
     }
-    return out;
+    fl_set_grad_enabled(grad_on);
+    return record(out, FL_GRAD_SCATTER, mode == FL_SCATTER_ADD ? "scatter_add" : "scatter", 2,
+                  INPUTS(t, src), idx, ARGS(dim, base, mode));
 }
 
 /* ---------------------------------------------------------------- index_copy_/add_/fill_ */
@@ -313,6 +366,8 @@ int fl_index_update_(fl_tensor *t, int dim, const fl_tensor *idx, const fl_tenso
                      fl_scatter_mode mode, int64_t base)
 {
     char b1[200], b2[200], b3[200];
+    if (check_inplace(t) < 0)
+        return -1;
     if (t->ndim == 0) {
         /* a 0-dim tensor is indexed as a 1-d tensor of one element */
         int64_t one = 1;
@@ -352,12 +407,15 @@ int fl_index_update_(fl_tensor *t, int dim, const fl_tensor *idx, const fl_tenso
 fl_tensor *fl_index_update(const fl_tensor *t, int dim, const fl_tensor *idx, const fl_tensor *src,
                            fl_scatter_mode mode, int64_t base)
 {
+    bool grad_on = grad_off();
     fl_tensor *out = fl_clone(t);
     if (out && fl_index_update_(out, dim, idx, src, mode, base) < 0) {
         fl_tensor_release(out);
-        return NULL;
+        out = NULL;
     }
-    return out;
+    fl_set_grad_enabled(grad_on);
+    const char *name = mode == FL_SCATTER_ADD ? "index_add" : src->ndim ? "index_copy" : "index_fill";
+    return record(out, FL_GRAD_INDEX_UPDATE, name, 2, INPUTS(t, src), idx, ARGS(dim, base, mode));
 }
 
 /* ---------------------------------------------------------------- masks */
@@ -394,7 +452,7 @@ static void masked_fill_run(void *p, char **ptr, const int64_t *st, int64_t n)
 int fl_masked_fill_(fl_tensor *t, const fl_tensor *mask, const fl_tensor *value)
 {
     char b1[200];
-    if (check_mask_for(t, mask) < 0)
+    if (check_inplace(t) < 0 || check_mask_for(t, mask) < 0)
         return -1;
     if (value->ndim != 0) {
         fl_error("value must be a number or a 0-dim tensor, got a tensor of shape %s",
@@ -422,12 +480,14 @@ fl_tensor *fl_masked_fill(const fl_tensor *t, const fl_tensor *mask, const fl_te
     int nd = fl_broadcast_shape(t->ndim, t->shape, mask->ndim, mask->shape, shape);
     if (nd < 0)
         return NULL;
+    bool grad_on = grad_off();
     fl_tensor *out = fl_tensor_empty(t->dtype, nd, shape, t->storage->device);
     if (out && (fl_copy(out, t) < 0 || fl_masked_fill_(out, mask, value) < 0)) {
         fl_tensor_release(out);
-        return NULL;
+        out = NULL;
     }
-    return out;
+    fl_set_grad_enabled(grad_on);
+    return record(out, FL_GRAD_MASKED_FILL, "masked_fill", 3, INPUTS(t, NULL, value), mask, ARGS(0));
 }
 
 static void count_run(void *p, char **ptr, const int64_t *st, int64_t n)
@@ -471,7 +531,7 @@ fl_tensor *fl_masked_select(const fl_tensor *t, const fl_tensor *mask)
     fl_iter_init(&it, nd, shape, 2, ts);
     mask_ctx c = {fl_dtype_size(t->dtype), fl_tensor_data(out), 0, t->dtype};
     fl_iter_run(&it, masked_select_run, &c, false);   /* in order */
-    return out;
+    return record(out, FL_GRAD_MASKED_SELECT, "masked_select", 1, &t, mask, ARGS(0));
 }
 
 static void masked_scatter_run(void *p, char **ptr, const int64_t *st, int64_t n)
@@ -483,7 +543,7 @@ static void masked_scatter_run(void *p, char **ptr, const int64_t *st, int64_t n
 
 int fl_masked_scatter_(fl_tensor *t, const fl_tensor *mask, const fl_tensor *src)
 {
-    if (check_mask_for(t, mask) < 0 || check_device(t, src) < 0)
+    if (check_inplace(t) < 0 || check_mask_for(t, mask) < 0 || check_device(t, src) < 0)
         return -1;
     int64_t count = count_nonzero(mask, t->ndim, t->shape);
     if (src->numel < count) {
@@ -502,6 +562,19 @@ int fl_masked_scatter_(fl_tensor *t, const fl_tensor *mask, const fl_tensor *src
     fl_tensor_release(cs);
     t->storage->version++;
     return 0;
+}
+
+/* The out-of-place masked_scatter (declared here until flare.h lists it). */
+fl_tensor *fl_masked_scatter(const fl_tensor *t, const fl_tensor *mask, const fl_tensor *src)
+{
+    bool grad_on = grad_off();
+    fl_tensor *out = fl_clone(t);
+    if (out && fl_masked_scatter_(out, mask, src) < 0) {
+        fl_tensor_release(out);
+        out = NULL;
+    }
+    fl_set_grad_enabled(grad_on);
+    return record(out, FL_GRAD_MASKED_SCATTER, "masked_scatter", 2, INPUTS(t, src), mask, ARGS(0));
 }
 
 fl_tensor *fl_nonzero(const fl_tensor *t, int64_t base)
@@ -557,19 +630,25 @@ fl_tensor *fl_index_mask(const fl_tensor *t, const fl_tensor *mask)
     fl_tensor *me = expand_mask(t, mask);
     if (!me)
         return NULL;
-    fl_tensor *sel = fl_masked_select(t, me);
+    bool grad_on = grad_off();
+    fl_tensor *sel = fl_masked_select(t, me), *r = NULL;
+    if (sel) {
+        int nd = mask_result_shape(t, mask, shape);
+        r = fl_view(sel, nd, shape);
+        fl_tensor_release(sel);
+    }
+    fl_set_grad_enabled(grad_on);
+    /* the gradient is masked_select's: the expanded mask puts it back */
+    r = record(r, FL_GRAD_MASKED_SELECT, "index", 1, &t, me, ARGS(0));
     fl_tensor_release(me);
-    if (!sel)
-        return NULL;
-    int nd = mask_result_shape(t, mask, shape);
-    fl_tensor *r = fl_view(sel, nd, shape);
-    fl_tensor_release(sel);
     return r;
 }
 
 int fl_index_put_mask_(fl_tensor *t, const fl_tensor *mask, const fl_tensor *v)
 {
     int64_t shape[FL_MAX_DIMS + 1];
+    if (check_inplace(t) < 0)
+        return -1;
     fl_tensor *me = expand_mask(t, mask);
     if (!me)
         return -1;
@@ -619,9 +698,13 @@ fl_tensor *fl_index_rows(const fl_tensor *t, const fl_tensor *idx, int64_t base)
     int nd = rows_shape(t, idx, shape);
     if (nd < 0)
         return NULL;
+    bool grad_on = grad_off();
     fl_tensor *flat = fl_reshape(idx, 1, &idx->numel);
     fl_tensor *sel = flat ? fl_index_select(t, 0, flat, base) : NULL;
     fl_tensor *r = sel ? fl_view(sel, nd, shape) : NULL;
+    fl_set_grad_enabled(grad_on);
+    /* the gradient is index_select's along dim 0, over the flattened indices */
+    r = record(r, FL_GRAD_INDEX_SELECT, "index", 1, &t, flat, ARGS(0, base));
     fl_tensor_release(flat);
     fl_tensor_release(sel);
     return r;
@@ -630,7 +713,7 @@ fl_tensor *fl_index_rows(const fl_tensor *t, const fl_tensor *idx, int64_t base)
 int fl_index_put_rows_(fl_tensor *t, const fl_tensor *idx, const fl_tensor *v, int64_t base)
 {
     int64_t shape[FL_MAX_DIMS];
-    if (check_rows(t, idx) < 0)
+    if (check_inplace(t) < 0 || check_rows(t, idx) < 0)
         return -1;
     int nd = rows_shape(t, idx, shape);
     if (nd < 0)

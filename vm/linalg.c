@@ -6,7 +6,9 @@
  * leading dimension; only a layout BLAS cannot describe (a zero or odd stride) is copied.
  * When B is shared by every batch and A's batches lie back to back, the batch is folded
  * into M: one large call instead of many small ones. M or N of 1 calls gemv. Integer
- * dtypes use the plain loop in kernels/cpu/gemm.c. */
+ * dtypes use the plain loop in kernels/cpu/gemm.c. Each product records its autograd node
+ * last (rules in vm/backward_reduce.c). */
+#include "autograd.h"
 #include "blas.h"
 #include "../kernels/cpu/gemm.h"
 
@@ -308,9 +310,42 @@ static fl_tensor *product_int(const fl_tensor *a, const fl_tensor *b, int nb, co
     return r;
 }
 
+/* ---------------------------------------------------------------- autograd records */
+
+/* Records the node of a product of in[0..nin) (out is released on failure). a and b, the
+ * factors, are saved only where the other one needs a gradient. */
+static fl_tensor *record(fl_tensor *out, fl_grad_rule rule, const char *name, int nin,
+                         const fl_tensor *const *in, const fl_tensor *a, const fl_tensor *b,
+                         double beta, double alpha)
+{
+    bool any = false;
+    for (int i = 0; i < nin; i++)
+        any = any || fl_needs_grad(in[i]);
+    if (!out || !any || !fl_dtype_is_float(out->dtype))
+        return out;
+    fl_node *n = fl_node_new(rule, name, nin, in);
+    if (!n || (fl_needs_grad(b) && fl_node_save(n, 0, a) < 0) ||
+        (fl_needs_grad(a) && fl_node_save(n, 1, b) < 0)) {
+        fl_node_release(n);
+        fl_tensor_release(out);
+        return NULL;
+    }
+    n->dargs[0] = beta;
+    n->dargs[1] = alpha;
+    fl_node_attach(n, out);
+    return out;
+}
+
+static fl_tensor *record_product(fl_tensor *out, const char *name, const fl_tensor *a, const fl_tensor *b)
+{
+    const fl_tensor *in[2] = {a, b};
+    return record(out, FL_GRAD_MATMUL, name, 2, in, a, b, 0, 1);
+}
+
 /* ---------------------------------------------------------------- the products */
 
-fl_tensor *fl_matmul(const fl_tensor *a, const fl_tensor *b)
+/* matmul without its record (mm, bmm, mv and dot record under their own names). */
+static fl_tensor *product(const fl_tensor *a, const fl_tensor *b)
 {
     int64_t bshape[FL_MAX_DIMS], shape[FL_MAX_DIMS];
     int ndim;
@@ -329,13 +364,18 @@ fl_tensor *fl_matmul(const fl_tensor *a, const fl_tensor *b)
     return out;
 }
 
+fl_tensor *fl_matmul(const fl_tensor *a, const fl_tensor *b)
+{
+    return record_product(product(a, b), "matmul", a, b);
+}
+
 fl_tensor *fl_mm(const fl_tensor *a, const fl_tensor *b)
 {
     if (a->ndim != 2 || b->ndim != 2) {
         shape_error("expected two 2-D matrices", a, b);
         return NULL;
     }
-    return fl_matmul(a, b);
+    return record_product(product(a, b), "mm", a, b);
 }
 
 fl_tensor *fl_bmm(const fl_tensor *a, const fl_tensor *b)
@@ -344,7 +384,7 @@ fl_tensor *fl_bmm(const fl_tensor *a, const fl_tensor *b)
         shape_error("expected two 3-D tensors with the same batch size", a, b);
         return NULL;
     }
-    return fl_matmul(a, b);
+    return record_product(product(a, b), "bmm", a, b);
 }
 
 fl_tensor *fl_mv(const fl_tensor *a, const fl_tensor *b)
@@ -353,7 +393,7 @@ fl_tensor *fl_mv(const fl_tensor *a, const fl_tensor *b)
         shape_error("expected a 2-D matrix and a 1-D vector", a, b);
         return NULL;
     }
-    return fl_matmul(a, b);
+    return record_product(product(a, b), "mv", a, b);
 }
 
 fl_tensor *fl_dot(const fl_tensor *a, const fl_tensor *b)
@@ -362,7 +402,7 @@ fl_tensor *fl_dot(const fl_tensor *a, const fl_tensor *b)
         shape_error("expected two 1-D vectors", a, b);
         return NULL;
     }
-    return fl_matmul(a, b);
+    return record_product(product(a, b), "dot", a, b);
 }
 
 /* a (n, 1) * b (1, m), broadcast; the dtype follows the usual promotion, as in PyTorch. */
@@ -376,10 +416,11 @@ fl_tensor *fl_outer(const fl_tensor *a, const fl_tensor *b)
     int64_t sb[2] = {1, b->shape[0]}, tb[2] = {0, b->strides[0]};
     fl_tensor *va = fl_tensor_view_of(a, 2, sa, ta, a->offset);
     fl_tensor *vb = va ? fl_tensor_view_of(b, 2, sb, tb, b->offset) : NULL;
-    fl_tensor *r = vb ? fl_binary(FL_BINOP_MUL, va, vb) : NULL;
+    fl_tensor *r = vb ? fl_binary(FL_BINOP_MUL, va, vb) : NULL;   /* the views carry no grad */
     fl_tensor_release(va);
     fl_tensor_release(vb);
-    return r;
+    const fl_tensor *in[2] = {a, b};
+    return record(r, FL_GRAD_OUTER, "outer", 2, in, a, b, 0, 1);
 }
 
 fl_tensor *fl_addmm(const fl_tensor *m, const fl_tensor *a, const fl_tensor *b,
@@ -425,5 +466,6 @@ fl_tensor *fl_addmm(const fl_tensor *m, const fl_tensor *a, const fl_tensor *b,
         fl_tensor_release(out);
         return NULL;
     }
-    return out;
+    const fl_tensor *in[3] = {m, a, b};
+    return record(out, FL_GRAD_ADDMM, "addmm", 3, in, a, b, beta, alpha);
 }

@@ -92,7 +92,7 @@ static void draw_range(void *p, int64_t begin, int64_t end)
             uint32_t w[4];
             philox(c->seed, c->base + (uint64_t)i, w);
             uint64_t r = ((uint64_t)w[0] << 32 | w[1]) % c->span;
-            fl_store_i64(c->dt, c->start, i, c->lo + (int64_t)r);
+            fl_store_i64(c->dt, c->start, i, (int64_t)((uint64_t)c->lo + r));   /* no signed overflow */
         } else {
             fl_store_f64(c->dt, c->start, i, draw_one(c, (uint64_t)i));
         }

@@ -7,8 +7,9 @@
  * rows are cut into blocks (RED_BLOCK, or COL_BLOCK when the kernel walks across rows)
  * whose partials are folded in order; the work items are split on the pool. Every split
  * depends on the shape only, never on the thread count, so results are the same with 1
- * thread or 64. */
-#include "flare.h"
+ * thread or 64. Each differentiable op records its autograd node last (rules in
+ * vm/backward_reduce.c). */
+#include "autograd.h"
 #include "../kernels/cpu/reduce.h"
 
 #include <math.h>
@@ -334,12 +335,34 @@ static fl_dtype widened(fl_dtype dt)
     return fl_dtype_is_float(dt) ? dt : FL_DTYPE_I64;
 }
 
+/* Records the node of a reduction of t over the dims in mask (out is released on failure).
+ * save0/save1 go to the node's saved slots; darg is the rule's dargs[0]. */
+static fl_tensor *record(fl_tensor *out, const fl_tensor *t, fl_grad_rule rule, const char *name,
+                         uint32_t mask, bool keepdim, const fl_tensor *save0, const fl_tensor *save1,
+                         double darg)
+{
+    if (!out || !fl_needs_grad(t) || !fl_dtype_is_float(out->dtype))
+        return out;
+    fl_node *n = fl_node_new(rule, name, 1, &t);
+    if (!n || (save0 && fl_node_save(n, 0, save0) < 0) || (save1 && fl_node_save(n, 1, save1) < 0)) {
+        fl_node_release(n);
+        fl_tensor_release(out);
+        return NULL;
+    }
+    n->iargs[0] = mask;
+    n->iargs[1] = keepdim;
+    n->dargs[0] = darg;
+    fl_node_attach(n, out);
+    return out;
+}
+
 fl_tensor *fl_sum(const fl_tensor *t, int ndims, const int *dims, bool keepdim)
 {
     uint32_t mask;
     if (dims_mask(t, ndims, dims, &mask) < 0)
         return NULL;
-    return finish(reduce_acc(t, mask, keepdim, FL_RK_SUM, NULL, 0, NULL), widened(t->dtype));
+    fl_tensor *out = finish(reduce_acc(t, mask, keepdim, FL_RK_SUM, NULL, 0, NULL), widened(t->dtype));
+    return record(out, t, FL_GRAD_SUM, "sum", mask, keepdim, NULL, NULL, 0);
 }
 
 fl_tensor *fl_prod(const fl_tensor *t, int ndims, const int *dims, bool keepdim)
@@ -347,7 +370,8 @@ fl_tensor *fl_prod(const fl_tensor *t, int ndims, const int *dims, bool keepdim)
     uint32_t mask;
     if (dims_mask(t, ndims, dims, &mask) < 0)
         return NULL;
-    return finish(reduce_acc(t, mask, keepdim, FL_RK_PROD, NULL, 0, NULL), widened(t->dtype));
+    fl_tensor *out = finish(reduce_acc(t, mask, keepdim, FL_RK_PROD, NULL, 0, NULL), widened(t->dtype));
+    return record(out, t, FL_GRAD_PROD, "prod", mask, keepdim, t, out, 0);
 }
 
 /* Divides every element of a float64 tensor by d. */
@@ -367,7 +391,7 @@ fl_tensor *fl_mean(const fl_tensor *t, int ndims, const int *dims, bool keepdim)
     fl_tensor *acc = reduce_acc(t, mask, keepdim, FL_RK_SUM, NULL, 0, &n);
     if (acc)
         scale(acc, (double)n);
-    return finish(acc, t->dtype);
+    return record(finish(acc, t->dtype), t, FL_GRAD_MEAN, "mean", mask, keepdim, NULL, NULL, 0);
 }
 
 /* An empty reduction has no max: an error unless the result is empty too. */
@@ -398,7 +422,8 @@ static fl_tensor *extreme(const fl_tensor *t, int ndims, const int *dims, bool k
     if (dims_mask(t, ndims, dims, &mask) < 0 ||
         check_nonempty(t, mask, op == FL_RK_MAX ? "max" : "min") < 0)
         return NULL;
-    return finish(reduce_acc(t, mask, keepdim, op, NULL, 0, NULL), t->dtype);
+    fl_tensor *out = finish(reduce_acc(t, mask, keepdim, op, NULL, 0, NULL), t->dtype);
+    return record(out, t, FL_GRAD_AMAX, op == FL_RK_MAX ? "amax" : "amin", mask, keepdim, t, out, 0);
 }
 
 fl_tensor *fl_amax(const fl_tensor *t, int ndims, const int *dims, bool keepdim)
@@ -455,7 +480,8 @@ fl_tensor *fl_logsumexp(const fl_tensor *t, int ndims, const int *dims, bool kee
     fl_dtype dt = x->dtype;
     fl_tensor_release(m);
     fl_tensor_release(x);
-    return finish(s, dt);
+    fl_tensor *out = finish(s, dt);
+    return record(out, t, FL_GRAD_LOGSUMEXP, "logsumexp", mask, keepdim, t, out, 0);
 }
 
 /* Two passes (mean, then squared deviations): accurate where sum-of-squares formulas are
@@ -480,7 +506,9 @@ static fl_tensor *variance(const fl_tensor *t, int ndims, const int *dims, doubl
         for (int64_t i = 0; i < v->numel; i++)
             a[i] = root ? sqrt(a[i] / dof) : a[i] / dof;
     }
-    return finish(v, t->dtype);
+    fl_tensor *out = finish(v, t->dtype);
+    return record(out, t, root ? FL_GRAD_STD : FL_GRAD_VAR, root ? "std" : "var", mask, keepdim, t,
+                  root ? out : NULL, correction);
 }
 
 fl_tensor *fl_var(const fl_tensor *t, int ndims, const int *dims, double correction, bool keepdim)
@@ -513,7 +541,8 @@ fl_tensor *fl_norm(const fl_tensor *t, double p, int ndims, const int *dims, boo
         for (int64_t i = 0; i < acc->numel; i++)
             a[i] = p == 2 ? sqrt(a[i]) : pow(a[i], 1 / p);
     }
-    return finish(acc, t->dtype);
+    fl_tensor *out = finish(acc, t->dtype);
+    return record(out, t, FL_GRAD_NORM, "norm", mask, keepdim, t, out, p);
 }
 
 /* ---------------------------------------------------------------- max/min with indices */
@@ -564,16 +593,41 @@ static int extreme_dim(const fl_tensor *t, int dim, bool keepdim, int want_max, 
     return arg_reduce(t, mask, keepdim, want_max, base, values, indices);
 }
 
+/* The values' node: the gradient goes to the returned indices. */
+static int record_dim(const fl_tensor *t, int dim, bool keepdim, int64_t base, const char *name,
+                      fl_tensor **values, fl_tensor **indices)
+{
+    if (!fl_needs_grad(t) || !fl_dtype_is_float(t->dtype))
+        return 0;
+    fl_node *n = fl_node_new(FL_GRAD_MAX_DIM, name, 1, &t);
+    if (!n || fl_node_save(n, 0, *indices) < 0) {
+        fl_node_release(n);
+        fl_tensor_release(*values);
+        fl_tensor_release(*indices);
+        *values = *indices = NULL;
+        return -1;
+    }
+    n->iargs[0] = dim;
+    n->iargs[1] = keepdim;
+    n->iargs[2] = base;
+    fl_node_attach(n, *values);
+    return 0;
+}
+
 int fl_max_dim(const fl_tensor *t, int dim, bool keepdim, int64_t base,
                fl_tensor **values, fl_tensor **indices)
 {
-    return extreme_dim(t, dim, keepdim, 1, base, values, indices);
+    if (extreme_dim(t, dim, keepdim, 1, base, values, indices) < 0)
+        return -1;
+    return record_dim(t, dim, keepdim, base, "max", values, indices);
 }
 
 int fl_min_dim(const fl_tensor *t, int dim, bool keepdim, int64_t base,
                fl_tensor **values, fl_tensor **indices)
 {
-    return extreme_dim(t, dim, keepdim, 0, base, values, indices);
+    if (extreme_dim(t, dim, keepdim, 0, base, values, indices) < 0)
+        return -1;
+    return record_dim(t, dim, keepdim, base, "min", values, indices);
 }
 
 static fl_tensor *arg_extreme(const fl_tensor *t, int dim, bool keepdim, int want_max, int64_t base)
@@ -663,6 +717,16 @@ static fl_tensor *cumulative(const fl_tensor *t, int dim, int prod)
             scan_items(&job, 0, items);
     }
     fl_tensor_release(x);
+    if (out && fl_needs_grad(t) && fl_dtype_is_float(dt)) {
+        fl_node *n = fl_node_new(prod ? FL_GRAD_CUMPROD : FL_GRAD_CUMSUM, prod ? "cumprod" : "cumsum", 1, &t);
+        if (!n || (prod && (fl_node_save(n, 0, t) < 0 || fl_node_save(n, 1, out) < 0))) {
+            fl_node_release(n);
+            fl_tensor_release(out);
+            return NULL;
+        }
+        n->iargs[0] = dim < 0 ? 0 : dim;
+        fl_node_attach(n, out);
+    }
     return out;
 }
 

@@ -4,8 +4,9 @@
  * -0 equal to +0, as PyTorch compares), inverted for descending order, so one merge sort on
  * (key, index) pairs serves every dtype and both directions; sorting pairs that start in
  * index order makes it stable. topk keeps the k best in a heap when k is small. Lines are
- * independent and split across the pool. */
-#include "flare.h"
+ * independent and split across the pool. The values record an autograd node whose rule
+ * (vm/backward_reduce.c) scatters the gradient back through the indices. */
+#include "autograd.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -185,16 +186,40 @@ static int sort_common(const fl_tensor *t, int dim, int64_t k, bool invert, int6
     return 0;
 }
 
+/* The values' node (after a successful sort). */
+static int record(const fl_tensor *t, int dim, int64_t base, const char *name,
+                  fl_tensor **values, fl_tensor **indices)
+{
+    if (!fl_needs_grad(t) || !fl_dtype_is_float(t->dtype))
+        return 0;
+    fl_node *n = fl_node_new(FL_GRAD_SORT, name, 1, &t);
+    if (!n || fl_node_save(n, 0, *indices) < 0) {
+        fl_node_release(n);
+        fl_tensor_release(*values);
+        fl_tensor_release(*indices);
+        *values = *indices = NULL;
+        return -1;
+    }
+    n->iargs[0] = dim < 0 ? 0 : dim;
+    n->iargs[1] = base;
+    fl_node_attach(n, *values);
+    return 0;
+}
+
 int fl_sort(const fl_tensor *t, int dim, bool descending, int64_t base,
             fl_tensor **values, fl_tensor **indices)
 {
     int64_t n = t->ndim == 0 ? 1 : (dim >= 0 && dim < t->ndim) ? t->shape[dim] : 0;
-    return sort_common(t, dim, n, descending, base, values, indices);
+    if (sort_common(t, dim, n, descending, base, values, indices) < 0)
+        return -1;
+    return record(t, dim, base, "sort", values, indices);
 }
 
 int fl_topk(const fl_tensor *t, int64_t k, int dim, bool largest, bool sorted, int64_t base,
             fl_tensor **values, fl_tensor **indices)
 {
     (void)sorted;   /* always sorted: the cheapest order to promise */
-    return sort_common(t, dim, k, largest, base, values, indices);
+    if (sort_common(t, dim, k, largest, base, values, indices) < 0)
+        return -1;
+    return record(t, dim, base, "topk", values, indices);
 }

@@ -1,9 +1,31 @@
 /* view.c: movement ops that share storage (select, narrow, slice, view/reshape, transpose,
  * permute, squeeze/unsqueeze, expand, flatten, unfold), plus cat and stack, which copy.
- * Views only rewrite shape, strides and offset; reshape copies only when no view exists. */
-#include "flare.h"
+ * Views only rewrite shape, strides and offset; reshape copies only when no view exists.
+ * Each op records its autograd node last (rules in vm/backward_view.c); recording copies
+ * nothing, so a view keeps sharing its input's storage. */
+#include "autograd.h"
 
 #include <string.h>
+
+/* Makes a node of `rule` (with iargs `args`, if given) out's grad_fn when t needs grad;
+ * releases out if that fails. */
+static fl_tensor *record(fl_tensor *out, const fl_tensor *t, fl_grad_rule rule, const char *name,
+                         const int64_t *args)
+{
+    if (!out || !fl_needs_grad(t))
+        return out;
+    fl_node *n = fl_node_new(rule, name, 1, &t);
+    if (!n) {
+        fl_tensor_release(out);
+        return NULL;
+    }
+    if (args)
+        memcpy(n->iargs, args, sizeof n->iargs);
+    fl_node_attach(n, out);
+    return out;
+}
+
+#define ARGS(...) ((const int64_t[4]){__VA_ARGS__})
 
 /* Dims of a 0-dim tensor: PyTorch accepts dim 0 (and -1) there, so we accept dim 0. */
 static int check_dim(int dim, int ndim)
@@ -35,24 +57,12 @@ fl_tensor *fl_select(const fl_tensor *t, int dim, int64_t index)
         shape[n] = t->shape[d];
         strides[n++] = t->strides[d];
     }
-    return fl_tensor_view_of(t, n, shape, strides, t->offset + index * t->strides[dim]);
+    return record(fl_tensor_view_of(t, n, shape, strides, t->offset + index * t->strides[dim]),
+                  t, FL_GRAD_SELECT, "select", ARGS(dim, index));
 }
 
-fl_tensor *fl_narrow(const fl_tensor *t, int dim, int64_t start, int64_t length)
-{
-    if (dim < 0 || dim >= t->ndim) {
-        fl_error("dimension %d out of range for a %d-dim tensor", dim + 1, t->ndim);
-        return NULL;
-    }
-    if (start < 0 || length < 0 || start > t->shape[dim] || length > t->shape[dim] - start) {
-        fl_error("start %lld with length %lld is out of bounds for dimension %d of size %lld",
-                 (long long)start + 1, (long long)length, dim + 1, (long long)t->shape[dim]);
-        return NULL;
-    }
-    return fl_slice(t, dim, start, start + length, 1);
-}
-
-fl_tensor *fl_slice(const fl_tensor *t, int dim, int64_t start, int64_t stop, int64_t step)
+/* The slice view, without its record (narrow and slice record under their own names). */
+static fl_tensor *slice_view(const fl_tensor *t, int dim, int64_t start, int64_t stop, int64_t step)
 {
     if (dim < 0 || dim >= t->ndim) {
         fl_error("dimension %d out of range for a %d-dim tensor", dim + 1, t->ndim);
@@ -75,6 +85,51 @@ fl_tensor *fl_slice(const fl_tensor *t, int dim, int64_t start, int64_t stop, in
     strides[dim] = length > 1 ? t->strides[dim] * step : t->strides[dim];   /* no overflow */
     /* an empty view keeps the offset, so it never points past the storage */
     return fl_tensor_view_of(t, t->ndim, shape, strides, t->offset + (length ? start * t->strides[dim] : 0));
+}
+
+fl_tensor *fl_narrow(const fl_tensor *t, int dim, int64_t start, int64_t length)
+{
+    if (dim < 0 || dim >= t->ndim) {
+        fl_error("dimension %d out of range for a %d-dim tensor", dim + 1, t->ndim);
+        return NULL;
+    }
+    if (start < 0 || length < 0 || start > t->shape[dim] || length > t->shape[dim] - start) {
+        fl_error("start %lld with length %lld is out of bounds for dimension %d of size %lld",
+                 (long long)start + 1, (long long)length, dim + 1, (long long)t->shape[dim]);
+        return NULL;
+    }
+    return record(slice_view(t, dim, start, start + length, 1), t, FL_GRAD_SLICE, "narrow",
+                  ARGS(dim, start, start + length, 1));
+}
+
+fl_tensor *fl_slice(const fl_tensor *t, int dim, int64_t start, int64_t stop, int64_t step)
+{
+    return record(slice_view(t, dim, start, stop, step), t, FL_GRAD_SLICE, "slice",
+                  ARGS(dim, start, stop, step));
+}
+
+/* x[{...}] saves its specs for backward as an (n, 4) int64 tensor: select, start, stop, step. */
+static fl_tensor *record_slices(fl_tensor *out, const fl_tensor *t, int n, const fl_slice_spec *specs)
+{
+    int64_t shape[2] = {n, 4};
+    fl_tensor *s = fl_tensor_empty(FL_DTYPE_I64, 2, shape, FL_CPU);
+    fl_node *node = s ? fl_node_new(FL_GRAD_INDEX_SLICES, "index", 1, &t) : NULL;
+    if (node) {
+        int64_t *p = fl_tensor_data(s);
+        for (int i = 0; i < n; i++, p += 4) {
+            p[0] = specs[i].select, p[1] = specs[i].start;
+            p[2] = specs[i].stop, p[3] = specs[i].step;
+        }
+    }
+    if (!node || fl_node_save(node, 0, s) < 0) {
+        fl_node_release(node);
+        fl_tensor_release(s);
+        fl_tensor_release(out);
+        return NULL;
+    }
+    fl_tensor_release(s);
+    fl_node_attach(node, out);
+    return out;
 }
 
 fl_tensor *fl_index_slices(const fl_tensor *t, int n, const fl_slice_spec *specs)
@@ -112,7 +167,8 @@ fl_tensor *fl_index_slices(const fl_tensor *t, int n, const fl_slice_spec *specs
         shape[nd] = t->shape[d];
         strides[nd++] = t->strides[d];
     }
-    return fl_tensor_view_of(t, nd, shape, strides, offset);
+    fl_tensor *out = fl_tensor_view_of(t, nd, shape, strides, offset);
+    return out && fl_needs_grad(t) ? record_slices(out, t, n, specs) : out;
 }
 
 /* ---------------------------------------------------------------- view and reshape */
@@ -205,17 +261,21 @@ fl_tensor *fl_view(const fl_tensor *t, int ndim, const int64_t *shape)
                  fl_shape_str(b3, sizeof b3, t->ndim, t->strides));
         return NULL;
     }
-    return fl_tensor_view_of(t, ndim, sh, st, t->offset);
+    return record(fl_tensor_view_of(t, ndim, sh, st, t->offset), t, FL_GRAD_RESHAPE, "view", NULL);
 }
 
-fl_tensor *fl_reshape(const fl_tensor *t, int ndim, const int64_t *shape)
+/* reshape without its record; the copy (when no view exists) is not recorded either. */
+static fl_tensor *reshape_to(const fl_tensor *t, int ndim, const int64_t *shape)
 {
     int64_t sh[FL_MAX_DIMS], st[FL_MAX_DIMS];
     if (infer_shape(t, ndim, shape, sh) < 0)
         return NULL;
     if (view_strides(t, ndim, sh, st))
         return fl_tensor_view_of(t, ndim, sh, st, t->offset);
+    bool grad_on = fl_grad_enabled();
+    fl_set_grad_enabled(false);
     fl_tensor *c = fl_clone(t);
+    fl_set_grad_enabled(grad_on);
     if (!c)
         return NULL;
     fl_contiguous_strides(ndim, sh, st);
@@ -224,11 +284,16 @@ fl_tensor *fl_reshape(const fl_tensor *t, int ndim, const int64_t *shape)
     return r;
 }
 
+fl_tensor *fl_reshape(const fl_tensor *t, int ndim, const int64_t *shape)
+{
+    return record(reshape_to(t, ndim, shape), t, FL_GRAD_RESHAPE, "reshape", NULL);
+}
+
 fl_tensor *fl_flatten(const fl_tensor *t, int start, int end)
 {
     if (t->ndim == 0) {
         int64_t one = 1;
-        return fl_reshape(t, 1, &one);
+        return record(reshape_to(t, 1, &one), t, FL_GRAD_RESHAPE, "flatten", NULL);
     }
     if (check_dim(start, t->ndim) < 0 || check_dim(end, t->ndim) < 0)
         return NULL;
@@ -244,7 +309,7 @@ fl_tensor *fl_flatten(const fl_tensor *t, int start, int end)
         else
             shape[n - 1] *= t->shape[d];   /* cannot overflow: numel already fits */
     }
-    return fl_reshape(t, n, shape);
+    return record(reshape_to(t, n, shape), t, FL_GRAD_RESHAPE, "flatten", NULL);
 }
 
 /* ---------------------------------------------------------------- dims: order and count */
@@ -260,12 +325,13 @@ fl_tensor *fl_transpose(const fl_tensor *t, int d1, int d2)
         shape[d1] = t->shape[d2], shape[d2] = t->shape[d1];
         strides[d1] = t->strides[d2], strides[d2] = t->strides[d1];
     }
-    return fl_tensor_view_of(t, t->ndim, shape, strides, t->offset);
+    return record(fl_tensor_view_of(t, t->ndim, shape, strides, t->offset), t, FL_GRAD_TRANSPOSE,
+                  "transpose", ARGS(d1, d2));
 }
 
 fl_tensor *fl_permute(const fl_tensor *t, const int *dims)
 {
-    int64_t shape[FL_MAX_DIMS], strides[FL_MAX_DIMS];
+    int64_t shape[FL_MAX_DIMS], strides[FL_MAX_DIMS], packed = 0;
     bool seen[FL_MAX_DIMS] = {false};
     for (int d = 0; d < t->ndim; d++) {
         if (dims[d] < 0 || dims[d] >= t->ndim) {
@@ -279,8 +345,10 @@ fl_tensor *fl_permute(const fl_tensor *t, const int *dims)
         seen[dims[d]] = true;
         shape[d] = t->shape[dims[d]];
         strides[d] = t->strides[dims[d]];
+        packed |= (int64_t)dims[d] << (4 * d);
     }
-    return fl_tensor_view_of(t, t->ndim, shape, strides, t->offset);
+    return record(fl_tensor_view_of(t, t->ndim, shape, strides, t->offset), t, FL_GRAD_PERMUTE,
+                  "permute", ARGS(packed));
 }
 
 fl_tensor *fl_squeeze(const fl_tensor *t, int dim)
@@ -295,7 +363,7 @@ fl_tensor *fl_squeeze(const fl_tensor *t, int dim)
         shape[n] = t->shape[d];
         strides[n++] = t->strides[d];
     }
-    return fl_tensor_view_of(t, n, shape, strides, t->offset);
+    return record(fl_tensor_view_of(t, n, shape, strides, t->offset), t, FL_GRAD_RESHAPE, "squeeze", NULL);
 }
 
 fl_tensor *fl_unsqueeze(const fl_tensor *t, int dim)
@@ -319,7 +387,8 @@ fl_tensor *fl_unsqueeze(const fl_tensor *t, int dim)
             strides[d] = t->strides[s++];
         }
     }
-    return fl_tensor_view_of(t, t->ndim + 1, shape, strides, t->offset);
+    return record(fl_tensor_view_of(t, t->ndim + 1, shape, strides, t->offset), t, FL_GRAD_RESHAPE,
+                  "unsqueeze", NULL);
 }
 
 fl_tensor *fl_expand(const fl_tensor *t, int ndim, const int64_t *shape)
@@ -357,7 +426,7 @@ fl_tensor *fl_expand(const fl_tensor *t, int ndim, const int64_t *shape)
             return NULL;
         }
     }
-    return fl_tensor_view_of(t, ndim, sh, st, t->offset);
+    return record(fl_tensor_view_of(t, ndim, sh, st, t->offset), t, FL_GRAD_EXPAND, "expand", NULL);
 }
 
 fl_tensor *fl_unfold(const fl_tensor *t, int dim, int64_t size, int64_t step)
@@ -388,7 +457,8 @@ fl_tensor *fl_unfold(const fl_tensor *t, int dim, int64_t size, int64_t step)
     strides[dim] = shape[dim] > 1 ? t->strides[dim] * step : t->strides[dim];
     shape[t->ndim] = size;
     strides[t->ndim] = t->strides[dim];
-    return fl_tensor_view_of(t, t->ndim + 1, shape, strides, t->offset);
+    return record(fl_tensor_view_of(t, t->ndim + 1, shape, strides, t->offset), t, FL_GRAD_UNFOLD,
+                  "unfold", ARGS(dim, size, step));
 }
 
 /* ---------------------------------------------------------------- cat and stack */
@@ -402,6 +472,52 @@ static const char *device_name(const fl_tensor *t)
 static bool cat_skipped(const fl_tensor *t)
 {
     return t->ndim == 1 && t->shape[0] == 0;
+}
+
+/* A node holds at most FL_NODE_MAX_IN inputs, so cat and stack of more tensors record a
+ * chain: each node takes two inputs and hands the rest of the gradient (input 2, shaped as
+ * the rest of the output) to the next node, which covers the following ones. Nodes past the
+ * last input that needs grad are not made. */
+static fl_tensor *record_join(fl_tensor *out, int n, const fl_tensor *const *ts, int dim, bool stack)
+{
+    if (!out)
+        return NULL;
+    int groups = n <= FL_NODE_MAX_IN ? 1 : (n - 2) / 2 + 1;
+    fl_node *chain = NULL;
+    for (int j = groups - 1; j >= 0; j--) {
+        int first = 2 * j, count = j == groups - 1 ? n - first : 2;
+        bool need = chain != NULL;
+        for (int i = first; i < first + count; i++)
+            need |= fl_needs_grad(ts[i]);
+        if (!need)
+            continue;
+        const fl_tensor *in[FL_NODE_MAX_IN] = {NULL};
+        for (int i = 0; i < count; i++)
+            in[i] = ts[first + i];
+        fl_node *node = fl_node_new(FL_GRAD_CAT, stack ? "stack" : "cat", chain ? 3 : count, in);
+        if (!node) {
+            fl_node_release(chain);
+            fl_tensor_release(out);
+            return NULL;
+        }
+        node->iargs[0] = dim;
+        node->iargs[1] = stack;
+        node->iargs[2] = chain != NULL;
+        if (chain) {
+            int64_t rest = 0;
+            for (int i = first + 2; i < n; i++)
+                rest += stack ? 1 : cat_skipped(ts[i]) ? 0 : ts[i]->shape[dim];
+            node->next[2] = chain;
+            node->in_ndim[2] = out->ndim;
+            memcpy(node->in_shape[2], out->shape, sizeof out->shape);
+            node->in_shape[2][dim] = rest;
+            node->in_dtype[2] = out->dtype;
+        }
+        chain = node;
+    }
+    if (chain)
+        fl_node_attach(chain, out);
+    return out;
 }
 
 fl_tensor *fl_cat(int n, const fl_tensor *const *ts, int dim)
@@ -429,7 +545,7 @@ fl_tensor *fl_cat(int n, const fl_tensor *const *ts, int dim)
     }
     if (!ref) {
         int64_t zero = 0;
-        return fl_tensor_empty(dt, 1, &zero, ts[0]->storage->device);
+        return record_join(fl_tensor_empty(dt, 1, &zero, ts[0]->storage->device), n, ts, 0, false);
     }
     if (check_dim(dim, ref->ndim) < 0)
         return NULL;
@@ -467,7 +583,7 @@ fl_tensor *fl_cat(int n, const fl_tensor *const *ts, int dim)
         fl_tensor_release(part);
         at += ts[i]->shape[dim];
     }
-    return out;
+    return record_join(out, n, ts, dim, false);
 }
 
 fl_tensor *fl_stack(int n, const fl_tensor *const *ts, int dim)
@@ -514,5 +630,5 @@ fl_tensor *fl_stack(int n, const fl_tensor *const *ts, int dim)
         }
         fl_tensor_release(part);
     }
-    return out;
+    return record_join(out, n, ts, dim, true);
 }

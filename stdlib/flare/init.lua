@@ -12,19 +12,58 @@ debug.getregistry()['flare.Size'] = format.Size
 
 flare.autograd = require 'flare.autograd'
 
--- The prompt prints results through this.
-function flare.repl_print(...)
-  local n = select('#', ...)
-  local parts = {}
-  for i = 1, n do
-    parts[i] = format.value((select(i, ...)))
+-- Docstrings of Lua-defined functions and tables, kept beside their definitions:
+-- flare.doc(f, 'signature\n\ntext') registers one (and returns f); help(f) shows it. The
+-- C functions are documented in stdlib/flare/help.lua.
+local docstrings = setmetatable({}, { __mode = 'k' })
+flare._docstrings = docstrings
+function flare.doc(obj, text)
+  if type(obj) ~= 'function' and type(obj) ~= 'table' then
+    error("bad argument #1 to 'doc' (function or table expected, got " .. type(obj) .. ')', 2)
   end
-  print(table.concat(parts, '\t'))
+  if type(text) ~= 'string' then
+    error("bad argument #2 to 'doc' (string expected, got " .. type(text) .. ')', 2)
+  end
+  docstrings[obj] = text
+  return obj
 end
 
--- Sets `flare` and the stdlib modules as globals (the executable does this at start-up).
+-- Live plots through gnuplot (flare.plot, the global `plot`).
+flare.plot = require 'flare.plot'
+flare.data = require 'flare.data'
+
+-- The prompt prints results through this (and sets `_`: see flare.repl).
+function flare.repl_print(...)
+  return require('flare.repl').print(...)
+end
+
+-- Calls f(...) so that Ctrl-C cannot stop it half-way: at the prompt, an interrupt that
+-- arrives meanwhile takes effect when f returns. Optimizer steps and file writes use it.
+-- Outside the flare executable (e.g. under lua5.4) it is a plain call.
+function flare.uninterruptible(f, ...)
+  local mt = getmetatable(f)
+  if type(f) ~= 'function' and not (type(mt) == 'table' and mt.__call) then
+    error("bad argument #1 to 'uninterruptible' (function expected, got " .. type(f) .. ')', 2)
+  end
+  local begin = debug.getregistry()['flare.defer']
+  if not begin then return f(...) end
+  local guard <close> = begin()
+  return f(...)
+end
+
+-- Benchmarks f: see flare.repl.timeit.
+function flare.timeit(f, n, opts)
+  return require('flare.repl').timeit(f, n, opts)
+end
+
+-- Sets `flare` and the stdlib modules as globals (the executable does this at start-up),
+-- and the prompt's help() and who().
 function flare.open_globals()
   _G.flare = flare
+  _G.plot = flare.plot
+  _G.data = flare.data
+  _G.help = function(...) return require('flare.help').help(...) end
+  _G.who = function(...) return require('flare.help').who(...) end
 end
 
 return flare
