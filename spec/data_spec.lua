@@ -62,6 +62,16 @@ describe('data sets and loaders', function()
     end
   end)
 
+  it('loads batches of a subset', function()
+    local a = ds:split(0.5, { seed = 2 })
+    local total = 0
+    for bx, by in data.loader(a, { batch_size = 2 }) do
+      total = total + by:numel()
+      assert.are.same(by:totable(), (bx:reshape(bx:size(1)) + 1):long():totable())
+    end
+    assert.equal(5, total)
+  end)
+
   it('drops the last short batch when asked and keeps order without shuffle', function()
     local loader = data.loader(ds, { batch_size = 4, drop_last = true })
     local firsts = {}

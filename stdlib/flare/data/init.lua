@@ -24,6 +24,17 @@ local function bundled(name)
   error(string.format("bundled data file '%s' not found (looked beside %s); reinstall flare", name, dir), 3)
 end
 
+-- A data set's own method, looked up without calling an __index function (a data set
+-- whose __index is a function takes sample numbers, not method names).
+local function method(ds, name)
+  local own = type(ds) == 'table' and rawget(ds, name)
+  if type(own) == 'function' then return own end
+  local mt = getmetatable(ds)
+  local idx = mt and mt.__index
+  if type(idx) == 'table' and type(idx[name]) == 'function' then return idx[name] end
+  return nil
+end
+
 ------------------------------------------------------------------------------ TensorDataset
 
 local TensorDataset = {}
@@ -125,17 +136,6 @@ function TensorDataset:split(fraction, opts) return M.random_split(self, { fract
 Subset.split = TensorDataset.split
 
 ------------------------------------------------------------------------------ samples, collate
-
--- A data set's own method, looked up without calling an __index function (a data set
--- whose __index is a function takes sample numbers, not method names).
-local function method(ds, name)
-  local own = type(ds) == 'table' and rawget(ds, name)
-  if type(own) == 'function' then return own end
-  local mt = getmetatable(ds)
-  local idx = mt and mt.__index
-  if type(idx) == 'table' and type(idx[name]) == 'function' then return idx[name] end
-  return nil
-end
 
 function M.sample(ds, i)
   local get = method(ds, 'get')
