@@ -2,55 +2,12 @@
  * own ops (so every device that runs the forward runs the backward). A rule receives the
  * output's gradient g and fills grads[i] for each input that has an edge; broadcast
  * gradients are summed back to the input's shape afterwards. */
+#include "arena.h"
 #include "autograd.h"
 #include "iter.h"
 #include "../kernels/cpu/kernels.h"
 
 #include <math.h>
-
-/* Temporaries of one rule, released together; any failure poisons the rest. */
-typedef struct {
-    fl_tensor *t[24];
-    int n;
-    bool failed;
-} arena;
-
-static fl_tensor *keep(arena *A, fl_tensor *t)
-{
-    if (!t || A->n == 24) {
-        fl_tensor_release(t);
-        A->failed = true;
-        return NULL;
-    }
-    return A->t[A->n++] = t;
-}
-
-static fl_tensor *bin(arena *A, fl_binop op, const fl_tensor *x, const fl_tensor *y)
-{
-    return A->failed ? NULL : keep(A, fl_binary(op, x, y));
-}
-
-static fl_tensor *bins(arena *A, fl_binop op, const fl_tensor *x, double s)
-{
-    return A->failed ? NULL : keep(A, fl_binary_scalar(op, x, s, false));
-}
-
-static fl_tensor *un(arena *A, fl_unop op, const fl_tensor *x)
-{
-    return A->failed ? NULL : keep(A, fl_unary(op, x));
-}
-
-/* Hands a temporary to the caller (it survives the arena). */
-static fl_tensor *give(arena *A, fl_tensor *t)
-{
-    return A->failed || !t ? NULL : fl_tensor_retain(t);
-}
-
-static void arena_free(arena *A)
-{
-    for (int i = 0; i < A->n; i++)
-        fl_tensor_release(A->t[i]);
-}
 
 /* ---------------------------------------------------------------- sum to shape */
 

@@ -2,6 +2,7 @@
  * (vm/reduce.c, vm/sort.c, vm/linalg.c), written with the engine's own ops. Reduced dims come
  * back as views (stride 0) of the output's gradient, never as copies; the products' rules are
  * products again, on transposed views, so that a matmul's backward costs two matmuls. */
+#include "arena.h"
 #include "autograd.h"
 
 #include <math.h>
@@ -14,41 +15,6 @@ const char *const fl_reduce_grad_ops[] = {
 };
 
 /* ---------------------------------------------------------------- temporaries */
-
-/* Temporaries of one rule, released together; any failure poisons the rest. */
-#define ARENA_MAX 32
-typedef struct {
-    fl_tensor *t[ARENA_MAX];
-    int n;
-    bool failed;
-} arena;
-
-static fl_tensor *keep(arena *A, fl_tensor *t)
-{
-    if (!t || A->n == ARENA_MAX) {
-        if (t)
-            fl_error("too many temporaries in a backward rule");
-        fl_tensor_release(t);
-        A->failed = true;
-        return NULL;
-    }
-    return A->t[A->n++] = t;
-}
-
-static fl_tensor *bin(arena *A, fl_binop op, const fl_tensor *x, const fl_tensor *y)
-{
-    return A->failed ? NULL : keep(A, fl_binary(op, x, y));
-}
-
-static fl_tensor *bins(arena *A, fl_binop op, const fl_tensor *x, double s)
-{
-    return A->failed ? NULL : keep(A, fl_binary_scalar(op, x, s, false));
-}
-
-static fl_tensor *un(arena *A, fl_unop op, const fl_tensor *x)
-{
-    return A->failed ? NULL : keep(A, fl_unary(op, x));
-}
 
 static fl_tensor *where(arena *A, const fl_tensor *c, const fl_tensor *x, const fl_tensor *y)
 {
@@ -67,18 +33,6 @@ static const fl_tensor *as_dtype(arena *A, const fl_tensor *t, fl_dtype dt)
     if (A->failed || t->dtype == dt)
         return A->failed ? NULL : t;
     return keep(A, fl_cast(t, dt));
-}
-
-/* Hands a temporary to the caller (it survives the arena). */
-static fl_tensor *give(arena *A, const fl_tensor *t)
-{
-    return A->failed || !t ? NULL : fl_tensor_retain((fl_tensor *)t);
-}
-
-static void arena_free(arena *A)
-{
-    for (int i = 0; i < A->n; i++)
-        fl_tensor_release(A->t[i]);
 }
 
 /* ---------------------------------------------------------------- reduced dims */

@@ -3,6 +3,7 @@
  * view reads its input, zeros elsewhere; an indexing op's is its adjoint (gather and
  * scatter-add, masked_select and masked_scatter). Positions overwritten by a later write
  * (scatter, index_copy with repeated indices) pass no gradient on. */
+#include "arena.h"
 #include "autograd.h"
 
 #include <string.h>
@@ -19,40 +20,6 @@ const char *const fl_view_grad_ops[] = {
 };
 
 /* ---------------------------------------------------------------- temporaries */
-
-/* Temporaries of one rule, released together; any failure poisons the rest. */
-typedef struct {
-    fl_tensor *t[16];
-    int n;
-    bool failed;
-} arena;
-
-static fl_tensor *keep(arena *A, fl_tensor *t)
-{
-    if (A->n == 16 && t)
-        fl_error("internal error: too many temporaries in a backward rule");
-    if (A->failed || !t || A->n == 16) {
-        fl_tensor_release(t);
-        A->failed = true;
-        return NULL;
-    }
-    return A->t[A->n++] = t;
-}
-
-/* Hands a temporary to the caller (it survives the arena). */
-static fl_tensor *give(arena *A, fl_tensor *t)
-{
-    return A->failed || !t ? NULL : fl_tensor_retain(t);
-}
-
-/* Runs an op unless the rule already failed, keeping its result. */
-#define OP(A, expr) ((A)->failed ? NULL : keep((A), (expr)))
-
-static void check(arena *A, int rc)
-{
-    if (rc < 0)
-        A->failed = true;
-}
 
 /* Zeros of input i's shape (or of any shape), in g's dtype and on g's device. */
 static fl_tensor *zeros_of(arena *A, const fl_tensor *g, int ndim, const int64_t *shape)
@@ -320,7 +287,6 @@ int fl_backward_view(fl_node *n, const fl_tensor *g, fl_tensor **grads)
         fl_error("no backward rule for '%s'", n->name);
         A.failed = true;
     }
-    for (int i = 0; i < A.n; i++)
-        fl_tensor_release(A.t[i]);
+    arena_free(&A);
     return A.failed ? -1 : 0;
 }
