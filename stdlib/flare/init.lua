@@ -31,6 +31,7 @@ end
 -- Live plots through gnuplot (flare.plot, the global `plot`).
 flare.plot = require 'flare.plot'
 flare.data = require 'flare.data'
+flare.optim = require 'flare.optim'
 
 -- The prompt prints results through this (and sets `_`: see flare.repl).
 function flare.repl_print(...)
@@ -62,6 +63,7 @@ function flare.open_globals()
   _G.flare = flare
   _G.plot = flare.plot
   _G.data = flare.data
+  _G.optim = flare.optim
   _G.help = function(...) return require('flare.help').help(...) end
   _G.who = function(...) return require('flare.help').who(...) end
 end
