@@ -96,7 +96,7 @@ local cases = {
 }
 
 -- the cases of other areas (views and indexing, reductions and linear algebra)
-for _, area in ipairs { 'view', 'reduce' } do
+for _, area in ipairs { 'view', 'reduce', 'nn' } do
   local found, extra = pcall(require, 'support.gradcases_' .. area)
   if found then
     for name, case in pairs(extra) do cases[name] = case end

@@ -48,6 +48,15 @@ end
 -- be float64 tensors that require grad. Returns true, or false and a report of the worst
 -- element (or raises it when raise is true, the default).
 function M.gradcheck(f, inputs, opts)
+  if type(f) ~= 'function' then
+    error('gradcheck: expected a function as argument 1, got ' .. type(f), 2)
+  end
+  if not flare.is_tensor(inputs) and type(inputs) ~= 'table' then
+    error('gradcheck: expected a tensor or a table of tensors as argument 2, got ' .. type(inputs), 2)
+  end
+  if opts ~= nil and type(opts) ~= 'table' then
+    error('gradcheck: expected an options table as argument 3, got ' .. type(opts), 2)
+  end
   opts = opts or {}
   local eps, atol, rtol = opts.eps or 1e-6, opts.atol or 1e-5, opts.rtol or 1e-3
   inputs = as_list(inputs)
@@ -111,6 +120,7 @@ end
 --- flare.autograd.grad(f) returns a function g(x, ...) giving f's value and the gradient
 -- with respect to x (a tensor, or a table of tensors: then a table of gradients).
 function M.grad(f)
+  if type(f) ~= 'function' then error('autograd.grad: expected a function, got ' .. type(f), 2) end
   return function(x, ...)
     local list, single = as_list(x)
     local leaves = {}

@@ -32,6 +32,7 @@ end
 flare.plot = require 'flare.plot'
 flare.data = require 'flare.data'
 flare.optim = require 'flare.optim'
+flare.nn = require 'flare.nn'
 
 -- The prompt prints results through this (and sets `_`: see flare.repl).
 function flare.repl_print(...)
@@ -64,6 +65,7 @@ function flare.open_globals()
   _G.plot = flare.plot
   _G.data = flare.data
   _G.optim = flare.optim
+  _G.nn = flare.nn
   _G.help = function(...) return require('flare.help').help(...) end
   _G.who = function(...) return require('flare.help').who(...) end
 end

@@ -1,0 +1,114 @@
+-- Memory: a loop that makes a new tensor every iteration keeps a flat resident size without
+-- the user calling collectgarbage() (the binding paces Lua's collector by tensor bytes), and
+-- every tensor byte is given back once the tensors are garbage.
+local flare = require 'flare'
+
+local sanitized = os.getenv('FLARE_SANITIZED') ~= nil
+-- The sanitized build runs ~20x slower; fewer iterations still show a leak or a runaway heap.
+local iterations = tonumber(os.getenv('FLARE_MEMORY_ITERS') or '') or (sanitized and 5000 or 100000)
+local MiB = 1 << 20
+
+-- Resident set size of this process in bytes (VmRSS of /proc/self/status).
+local function rss()
+  for line in io.lines('/proc/self/status') do
+    local kb = line:match('^VmRSS:%s+(%d+)%s+kB')
+    if kb then return tonumber(kb) * 1024 end
+  end
+  error('no VmRSS in /proc/self/status')
+end
+
+local function settle()
+  collectgarbage()
+  collectgarbage()
+end
+
+describe('memory', function()
+  it('keeps a flat resident size over a long c = a + b loop on 1 MB tensors', function()
+    settle()
+    local start_bytes = flare.bytes_allocated()
+    local n = MiB // 4   -- float32 elements in 1 MB
+    local a, b = flare.randn(n), flare.randn(n)
+    local c
+    -- Garbage waits for the collector, so the resident size rises and falls; compare its
+    -- peaks. The warm-up (2 GB of garbage) lets the collector go through many cycles and
+    -- fills the block cache; after it, the peak must not grow. Whatever the pacing, the
+    -- garbage held at any time must stay far below what the loop makes.
+    local warmup, tolerance, bound = 2000, 16 * MiB, 256 * MiB
+    local rss_start, peak0, peak1, done = rss(), 0, 0, 0
+    for i = 1, iterations + warmup do
+      c = a + b
+      if i % 10 == 0 then
+        local r = rss()
+        if i <= warmup then peak0 = math.max(peak0, r) else peak1 = math.max(peak1, r) end
+        done = i
+        -- fail fast, before the machine runs out of memory
+        if r - rss_start > bound or (i > warmup and peak1 - peak0 >= tolerance) then break end
+      end
+    end
+    assert.equal(n, c:numel())
+    local peak = math.max(peak0, peak1)
+    assert.is_true(peak - rss_start <= bound, string.format(
+      'the resident size rose from %.1f MiB to %.1f MiB within %d iterations: garbage tensors are not collected',
+      rss_start / MiB, peak / MiB, done))
+    assert.is_true(peak1 - peak0 < tolerance, string.format(
+      'the resident size peaked at %.1f MiB in the first %d iterations, then at %.1f MiB by iteration %d',
+      peak0 / MiB, warmup, peak1 / MiB, done))
+    settle()   -- with a, b and c alive: exactly three tensors' bytes
+    assert.equal(start_bytes + 3 * MiB, flare.bytes_allocated())
+    a, b, c = nil, nil, nil
+    settle()
+    assert.equal(start_bytes, flare.bytes_allocated())
+  end)
+
+  it('gives back every byte of tensors of many sizes and dtypes', function()
+    settle()
+    local start_bytes = flare.bytes_allocated()
+    local dtypes = { 'float32', 'float64', 'int64', 'int32', 'uint8', 'bool' }
+    local keep = {}
+    for i = 1, 2000 do
+      local size = (i * 7919) % 70000 + 1   -- from a few bytes to past the block cache's threshold
+      local x = flare.zeros(size, { dtype = dtypes[i % #dtypes + 1] })
+      local y = x + x
+      if i % 100 == 0 then keep[#keep + 1] = y end
+    end
+    settle()
+    assert.is_true(flare.bytes_allocated() > start_bytes)
+    keep = nil
+    settle()
+    assert.equal(start_bytes, flare.bytes_allocated())
+  end)
+
+  it('frees autograd graphs along with their results', function()
+    if not flare._methods.backward then return end   -- autograd not built in
+    settle()
+    local start_bytes = flare.bytes_allocated()
+    local n = 256
+    local w = flare.randn(n, n):requires_grad()
+    local x, g = flare.randn(n, n), flare.ones(n, n)
+    for _ = 1, 500 do
+      local y = w * x + w   -- each graph holds intermediates until y is garbage
+      y:backward(g)
+    end
+    settle()   -- w, x, g and w.grad are left
+    assert.equal(start_bytes + 4 * n * n * 4, flare.bytes_allocated())
+    assert.equal(n, w.grad:size(1))
+    w, x, g = nil, nil, nil
+    settle()
+    assert.equal(start_bytes, flare.bytes_allocated())
+  end)
+
+  it('reports bytes_allocated as the bytes of live tensors', function()
+    settle()
+    local before = flare.bytes_allocated()
+    local x = flare.empty(1000, { dtype = 'float64' })
+    assert.equal(before + 8000, flare.bytes_allocated())
+    local v = x[1]   -- a view shares the storage: no new bytes
+    assert.equal(before + 8000, flare.bytes_allocated())
+    x = nil
+    settle()
+    assert.equal(before + 8000, flare.bytes_allocated())   -- the view keeps the storage alive
+    v = nil
+    settle()
+    assert.equal(before, flare.bytes_allocated())
+  end)
+end)
