@@ -4,6 +4,7 @@
  * Requests larger than the machine's memory fail with a message instead of being tried. */
 #include "alloc.h"
 
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,8 +70,21 @@ static bool cache_put(void *p, size_t nbytes)
  * alignment is enough for them); larger ones are 64-byte aligned for SIMD loads. */
 #define SMALL_BYTES 4096
 
+/* glibc raises its mmap threshold each time a large block is freed, after which large
+ * tensors come from the heap and their memory is never given back (a training loop's
+ * resident size then only grows). Fixing the threshold keeps large blocks in mmap: freed
+ * means returned. Called once, at the first large allocation. */
+static void fix_mmap_threshold(void)
+{
+    static _Atomic int done;
+    if (!atomic_exchange(&done, 1))
+        mallopt(M_MMAP_THRESHOLD, CACHE_MIN_BYTES);
+}
+
 static void *cpu_alloc(size_t nbytes)
 {
+    if (nbytes > SMALL_BYTES)
+        fix_mmap_threshold();
     if (nbytes <= SMALL_BYTES)
         return malloc(nbytes);
     if (nbytes >= CACHE_MIN_BYTES) {
