@@ -292,7 +292,10 @@ static void matmul_rule(arena *A, const fl_node *n, const fl_tensor *g, double a
         g2 = unsqueeze(A, g2, g2->ndim);
     if (n->next[n->nin - 2] && g2) {
         const fl_tensor *b2 = ndb == 1 ? unsqueeze(A, b, 0) : b;   /* b^T of a column: a row */
-        *ga = give(A, product(A, g2, b2 && ndb != 1 ? mT(A, b2) : b2, alpha));
+        if (g2->ndim == 2 && nda == 2 && ndb == 2 && (n->iargs[0] & 1))
+            *ga = give(A, mT(A, product(A, b2, mT(A, g2), alpha)));   /* laid out as a is (iargs[0]) */
+        else
+            *ga = give(A, product(A, g2, b2 && ndb != 1 ? mT(A, b2) : b2, alpha));
     }
     if (n->next[n->nin - 1] && g2) {
         const fl_tensor *a2 = nda == 1 ? unsqueeze(A, a, 0) : a;
@@ -305,6 +308,8 @@ static void matmul_rule(arena *A, const fl_node *n, const fl_tensor *g, double a
             fl_tensor *af = keep(A, fl_reshape(a2, 2, sa));
             fl_tensor *gf = A->failed ? NULL : keep(A, fl_reshape(g2, 2, sg));
             r = product(A, mT(A, af), gf, alpha);
+        } else if (a2 && a2->ndim == 2 && g2->ndim == 2 && ndb == 2 && (n->iargs[0] & 2)) {
+            r = mT(A, product(A, mT(A, g2), a2, alpha));   /* laid out as b is (W^T in Linear) */
         } else {
             r = product(A, mT(A, a2), g2, alpha);
         }

@@ -90,6 +90,8 @@ static inline void *fl_tensor_data(const fl_tensor *t)
     return (char *)t->storage->data + t->offset * (int64_t)fl_dtype_size(t->dtype);
 }
 bool fl_tensor_is_contiguous(const fl_tensor *t);
+/* A matrix stored column by column (the transpose of a contiguous one)? */
+bool fl_matrix_is_transposed(const fl_tensor *t);
 bool fl_shape_equal(const fl_tensor *a, const fl_tensor *b);
 void fl_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
 /* numel of a shape, or -1 on overflow / negative size (message set). */

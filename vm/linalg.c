@@ -332,6 +332,8 @@ static fl_tensor *record(fl_tensor *out, fl_grad_rule rule, const char *name, in
     }
     n->dargs[0] = beta;
     n->dargs[1] = alpha;
+    /* which factors are stored column by column: their gradients are made in that layout */
+    n->iargs[0] = fl_matrix_is_transposed(a) | fl_matrix_is_transposed(b) << 1;
     fl_node_attach(n, out);
     return out;
 }

@@ -132,6 +132,12 @@ bool fl_tensor_is_contiguous(const fl_tensor *t)
     return true;
 }
 
+bool fl_matrix_is_transposed(const fl_tensor *t)
+{
+    return t && t->ndim == 2 && t->shape[0] > 1 && t->shape[1] > 1 && t->strides[0] == 1 &&
+           t->strides[1] == t->shape[0];
+}
+
 bool fl_shape_equal(const fl_tensor *a, const fl_tensor *b)
 {
     if (a->ndim != b->ndim)

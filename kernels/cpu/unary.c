@@ -115,6 +115,18 @@ static void cast_f64_f32(double *o, const float *a, int64_t n, int64_t so, int64
         o[i * so] = a[i * sa];
 }
 
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void cast_f32_u8(float *o, const uint8_t *a, int64_t n, int64_t so, int64_t sa)
+{
+    if (so == 1 && sa == 1) {
+        for (int64_t i = 0; i < n; i++)
+            o[i] = a[i];
+        return;
+    }
+    for (int64_t i = 0; i < n; i++)
+        o[i * so] = a[i * sa];
+}
+
 void fl_cpu_cast(fl_dtype dst, void *out, fl_dtype src, const void *a, int64_t n, int64_t so, int64_t sa)
 {
     if (dst == src) {
@@ -129,7 +141,12 @@ void fl_cpu_cast(fl_dtype dst, void *out, fl_dtype src, const void *a, int64_t n
         case 8: for (int64_t i = 0; i < n; i++) ((uint64_t *)out)[i * so] = ((const uint64_t *)a)[i * sa]; return;
         }
     }
-    if (dst == FL_DTYPE_F32 && src == FL_DTYPE_F64) {
+    if (dst == FL_DTYPE_F32 && (src == FL_DTYPE_BOOL || src == FL_DTYPE_U8)) {
+        cast_f32_u8(out, a, n, so, sa);   /* masks in backward rules: keep it fast */
+    } else if (dst == FL_DTYPE_F64 && (src == FL_DTYPE_BOOL || src == FL_DTYPE_U8)) {
+        for (int64_t i = 0; i < n; i++)
+            ((double *)out)[i * so] = ((const uint8_t *)a)[i * sa];
+    } else if (dst == FL_DTYPE_F32 && src == FL_DTYPE_F64) {
         cast_f32_f64(out, a, n, so, sa);
     } else if (dst == FL_DTYPE_F64 && src == FL_DTYPE_F32) {
         cast_f64_f32(out, a, n, so, sa);
