@@ -242,7 +242,11 @@ static int accumulate_leaf(fl_tensor *leaf, const fl_tensor *g)
         return -1;
     }
     if (!leaf->grad) {
-        leaf->grad = fl_cast(g, leaf->dtype);   /* a fresh tensor: never aliases another grad */
+        /* a gradient nobody else holds becomes .grad as it is; otherwise a fresh copy, so
+         * that .grad never aliases another tensor */
+        bool sole = g->refcount == 1 && g->storage->refcount == 1 && fl_tensor_is_contiguous(g) &&
+                    g->offset == 0 && g->dtype == leaf->dtype;
+        leaf->grad = sole ? fl_tensor_retain((fl_tensor *)g) : fl_cast(g, leaf->dtype);
         return leaf->grad ? 0 : -1;
     }
     return fl_binary_(FL_BINOP_ADD, leaf->grad, g);
