@@ -30,8 +30,18 @@ fl_tensor *fl_lua_totensor(lua_State *L, int idx)
 fl_tensor *fl_lua_checktensor(lua_State *L, int arg)
 {
     fl_tensor *t = fl_lua_totensor(L, arg);
-    if (!t)
+    if (!t) {
+        fl_tensor **p = lua_touserdata(L, arg);
+        int ours = p && lua_getmetatable(L, arg);
+        if (ours) {
+            push_metatable(L);
+            ours = lua_rawequal(L, -1, -2);
+            lua_pop(L, 2);
+        }
+        if (ours)   /* a tensor whose memory was released by <close> */
+            luaL_argerror(L, arg, "flare.Tensor expected, got a closed tensor (released by <close>)");
         luaL_typeerror(L, arg, "flare.Tensor");
+    }
     return t;
 }
 

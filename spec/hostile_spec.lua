@@ -94,12 +94,13 @@ end
 local function readable(msg, fname)
   if type(msg) ~= 'string' or #msg == 0 or #msg > 2000 then return false end
   if msg:find('attempt to', 1, true) then return false end   -- a Lua VM error in library code
-  if msg:find(fname, 1, true) or msg:find('^[%a_#][%w_]*: ') then   -- names the op (or alias)
+  local bare = msg:gsub('^[^:\n]+:%d+: ', '')   -- without the position of a Lua error()
+  if msg:find(fname, 1, true) or bare:find('^[%a_#][%w_.]*: ') then   -- names the op or alias
     return true
   end
   local lower = msg:lower()
   for _, words in ipairs { 'expected', 'bad argument', 'out of memory', 'out of range', 'cannot',
-                           'boom', 'trap:' } do
+                           'must', 'boom', 'trap:' } do
     if lower:find(words, 1, true) then return true end
   end
   return false
@@ -244,10 +245,17 @@ local function skipped(name)
   return false
 end
 
+-- Functions, and callable tables (classes such as nn.Linear, whose call constructs).
+local function callable(v)
+  if type(v) == 'function' then return true end
+  local mt = type(v) == 'table' and getmetatable(v)
+  return mt and type(mt) == 'table' and mt.__call ~= nil or false
+end
+
 local function sorted_functions(t)
   local names = {}
   for k, v in pairs(t) do
-    if type(k) == 'string' and type(v) == 'function' and not skipped(k) then
+    if type(k) == 'string' and callable(v) and not skipped(k) then
       names[#names + 1] = k
     end
   end

@@ -28,11 +28,20 @@ function flare.doc(obj, text)
   return obj
 end
 
--- Live plots through gnuplot (flare.plot, the global `plot`).
-flare.plot = require 'flare.plot'
-flare.data = require 'flare.data'
-flare.optim = require 'flare.optim'
-flare.nn = require 'flare.nn'
+-- The library's larger parts load on first use (flare.nn, the global `nn`, ...), so that
+-- start-up stays a few milliseconds: nn, optim, data, plot (live plots through gnuplot).
+local lazy = { nn = 'flare.nn', optim = 'flare.optim', data = 'flare.data', plot = 'flare.plot' }
+flare._lazy_modules = lazy
+
+setmetatable(flare, {
+  __index = function(t, key)
+    local name = lazy[key]
+    if not name then return nil end
+    local mod = require(name)
+    rawset(t, key, mod)
+    return mod
+  end,
+})
 
 -- The prompt prints results through this (and sets `_`: see flare.repl).
 function flare.repl_print(...)
@@ -62,10 +71,20 @@ end
 -- and the prompt's help() and who().
 function flare.open_globals()
   _G.flare = flare
-  _G.plot = flare.plot
-  _G.data = flare.data
-  _G.optim = flare.optim
-  _G.nn = flare.nn
+  -- nn, optim, data and plot as globals, loaded when first named
+  local mt = getmetatable(_G) or {}
+  local previous = mt.__index
+  mt.__index = function(g, key)
+    if lazy[key] then
+      local mod = flare[key]
+      rawset(g, key, mod)
+      return mod
+    end
+    if type(previous) == 'function' then return previous(g, key) end
+    if type(previous) == 'table' then return previous[key] end
+    return nil
+  end
+  setmetatable(_G, mt)
   _G.help = function(...) return require('flare.help').help(...) end
   _G.who = function(...) return require('flare.help').who(...) end
 end
