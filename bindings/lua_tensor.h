@@ -22,10 +22,6 @@ fl_tensor **fl_lua_newslot(lua_State *L);
 /* Stores t in the slot on top of the stack; if t is NULL raises the engine's error,
  * prefixed with fname. Also tells Lua's GC about the new bytes. */
 void fl_lua_fill(lua_State *L, fl_tensor **slot, fl_tensor *t, const char *fname);
-/* Shorthand for pushing a result already computed (slot creation cannot fail in practice
- * for small userdata, but a failure would raise and leak t, so use newslot where the
- * result is large). */
-void fl_lua_pushtensor(lua_State *L, fl_tensor *t, const char *fname);
 
 /* Raises the engine's last error as "fname: message". */
 int fl_lua_error(lua_State *L, const char *fname);
@@ -82,5 +78,6 @@ void fl_bind_linalg(lua_State *L, int module, int methods);    /* bindings/linal
 void fl_bind_nn(lua_State *L, int module, int methods);        /* bindings/nn.c */
 void fl_bind_optim(lua_State *L, int module, int methods);     /* bindings/optim.c */
 void fl_bind_io(lua_State *L, int module, int methods);        /* bindings/io.c */
+void fl_bind_serialize(lua_State *L, int module, int methods); /* bindings/serialize.c */
 
 #endif

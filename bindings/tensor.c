@@ -89,14 +89,6 @@ void fl_lua_fill(lua_State *L, fl_tensor **slot, fl_tensor *t, const char *fname
         fl_lua_account(L, t->storage->nbytes);
 }
 
-void fl_lua_pushtensor(lua_State *L, fl_tensor *t, const char *fname)
-{
-    if (!t)
-        fl_lua_error(L, fname);
-    fl_tensor **slot = fl_lua_newslot(L);
-    fl_lua_fill(L, slot, t, fname);
-}
-
 static int tensor_gc(lua_State *L)
 {
     fl_tensor **p = lua_touserdata(L, 1);

@@ -21,8 +21,8 @@ const char *fl_repl_progname = "flare";
 
 /* ---------------------------------------------------------------- set-up */
 
-/* Puts the stdlib beside the executable first on package.path: <exe>/../../stdlib for the
- * build tree, <exe>/../share/lua/5.4 for an installed copy. */
+/* Puts the stdlib beside the executable first on package.path: <exe>/../../stdlib (and
+ * ../../../stdlib for the sanitized build) for the build tree, <exe>/../share/lua/5.4 for an installed copy. */
 static void set_paths(lua_State *L)
 {
     char exe[4096];
@@ -35,10 +35,12 @@ static void set_paths(lua_State *L)
         return;
     *slash = '\0';
     lua_getglobal(L, "package");
+    /* build/bin/flare and build/asan/bin/flare sit two and three levels below the tree */
     lua_pushfstring(L,
                     "%s/../../stdlib/?.lua;%s/../../stdlib/?/init.lua;"
+                    "%s/../../../stdlib/?.lua;%s/../../../stdlib/?/init.lua;"
                     "%s/../share/lua/5.4/?.lua;%s/../share/lua/5.4/?/init.lua;",
-                    exe, exe, exe, exe);
+                    exe, exe, exe, exe, exe, exe);
     lua_getfield(L, -2, "path");
     lua_concat(L, 2);
     lua_setfield(L, -2, "path");

@@ -71,7 +71,6 @@ typedef struct fl_tensor {
     bool requires_grad;
     struct fl_tensor *grad;
     struct fl_node *grad_fn;       /* NULL for leaves */
-    int output_nr;
     bool has_hooks;                /* gradient hooks registered (leaf tensors) */
     struct fl_node *grad_acc;      /* a leaf's accumulate node while one exists (weak) */
 } fl_tensor;

@@ -29,8 +29,9 @@ function flare.doc(obj, text)
 end
 
 -- The library's larger parts load on first use (flare.nn, the global `nn`, ...), so that
--- start-up stays a few milliseconds: nn, optim, data, plot (live plots through gnuplot).
-local lazy = { nn = 'flare.nn', optim = 'flare.optim', data = 'flare.data', plot = 'flare.plot' }
+-- start-up stays a few milliseconds: nn, optim, data, train, plot (live plots through gnuplot).
+local lazy = { nn = 'flare.nn', optim = 'flare.optim', data = 'flare.data', plot = 'flare.plot',
+               train = 'flare.train', serialize = 'flare.serialize' }
 flare._lazy_modules = lazy
 
 setmetatable(flare, {
@@ -42,6 +43,16 @@ setmetatable(flare, {
     return mod
   end,
 })
+
+-- Saving and loading: safetensors files (flare.serialize, loaded on first use).
+flare.save = flare.doc(function(...) return require('flare.serialize').save(...) end,
+  'flare.save(path, value)\n\nSaves a tensor, a state dict, a model, or a nested table of tensors, ' ..
+  'numbers, strings and booleans as a safetensors file (PyTorch reads its tensors). The write is ' ..
+  'atomic: a crash mid-save leaves the previous file intact.')
+flare.load = flare.doc(function(...) return require('flare.serialize').load(...) end,
+  'flare.load(path)\n\nLoads what flare.save wrote (a model is rebuilt from its description; no ' ..
+  'code is stored or run), or any safetensors file as a table of tensors. Every size and offset is ' ..
+  'checked before it is trusted.')
 
 -- The prompt prints results through this (and sets `_`: see flare.repl).
 function flare.repl_print(...)
@@ -71,7 +82,7 @@ end
 -- and the prompt's help() and who().
 function flare.open_globals()
   _G.flare = flare
-  -- nn, optim, data and plot as globals, loaded when first named
+  -- nn, optim, data, train and plot as globals, loaded when first named
   local mt = getmetatable(_G) or {}
   local previous = mt.__index
   mt.__index = function(g, key)
