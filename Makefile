@@ -80,7 +80,7 @@ bench: all
 	@scripts/bench/run.sh
 
 demo: all
-	@./flare scripts/demo.lua
+	@./flare scripts/train_digits.lua --plot
 
 # ---------------------------------------------------------------- install
 

@@ -78,6 +78,7 @@ void fl_bind_linalg(lua_State *L, int module, int methods);    /* bindings/linal
 void fl_bind_nn(lua_State *L, int module, int methods);        /* bindings/nn.c */
 void fl_bind_optim(lua_State *L, int module, int methods);     /* bindings/optim.c */
 void fl_bind_io(lua_State *L, int module, int methods);        /* bindings/io.c */
+void fl_bind_data(lua_State *L, int module, int methods);      /* bindings/data.c */
 void fl_bind_serialize(lua_State *L, int module, int methods); /* bindings/serialize.c */
 
 #endif

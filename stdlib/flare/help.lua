@@ -268,6 +268,10 @@ def('nn', 'adaptive_avg_pool2d', 'flare.adaptive_avg_pool2d(x, output_size)',
 -- files and bytes
 def('io', 'read_file', 'flare.read_file(path, [{max_bytes = 2^32}]) -> string',
   'The bytes of a file as a Lua string; gzip-compressed files are decompressed on the way.')
+def('io', 'warp_affine', "flare.warp_affine(x, theta, [{mode = 'bilinear' | 'nearest', fill = 0, size}])",
+  'Resamples images x (N, C, H, W) through 2x3 affine matrices theta (N, 2, 3) in normalized\n' ..
+  "coordinates, as PyTorch's affine_grid + grid_sample (align_corners = false); used by the data\n" ..
+  'transforms. Not differentiable.')
 def('io', 'frombuffer', "flare.frombuffer(bytes, [{dtype = 'uint8', offset = 0, shape =, byteorder = 'little'}])",
   'A tensor holding a copy of the bytes of a Lua string, read as dtype from offset; the\n' ..
   'shape defaults to 1-D over the remaining bytes. byteorder may be \'big\'.')

@@ -54,6 +54,11 @@ flare.load = flare.doc(function(...) return require('flare.serialize').load(...)
   'code is stored or run), or any safetensors file as a table of tensors. Every size and offset is ' ..
   'checked before it is trusted.')
 
+flare.save_npy = flare.doc(function(path, t) return require('flare.data.npy').save_npy(path, t) end,
+  "flare.save_npy(path, t)\n\nWrites t as NumPy's .npy file (little-endian, C order), atomically; numpy.load reads it.")
+flare.save_npz = flare.doc(function(path, arrays) return require('flare.data.npy').save_npz(path, arrays) end,
+  "flare.save_npz(path, {name = t, ...})\n\nWrites several tensors as a NumPy .npz archive (stored entries), atomically.")
+
 -- The prompt prints results through this (and sets `_`: see flare.repl).
 function flare.repl_print(...)
   return require('flare.repl').print(...)

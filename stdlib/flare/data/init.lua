@@ -229,9 +229,13 @@ end
 -- The generic-for protocol: a call with a nil control value starts a new pass.
 function Loader:__call(_, control)
   if control == nil then
-    self.epoch = self.epoch + 1
-    self.order = self:_order()
-    self.position = 0
+    if self._resume then
+      self._resume = nil -- restored by load_state_dict: finish the pass that was under way
+    else
+      self.epoch = self.epoch + 1
+      self.order = self:_order()
+      self.position = 0
+    end
   end
   local n = self.order:numel()
   local start = self.position + 1
@@ -240,6 +244,37 @@ function Loader:__call(_, control)
   if count < self.batch_size and self.drop_last then return nil end
   self.position = start + count - 1
   return table.unpack(self:_batch(self.order:narrow(1, start, count)))
+end
+
+--- loader:state_dict() -> {epoch, position, order, in_pass, size, batch_size}: where the
+-- loader stands (checkpoints store it). in_pass: a pass is under way with batches left.
+function Loader:state_dict()
+  local left = self.order and self.order:numel() - self.position or 0
+  return { epoch = self.epoch, position = self.position, order = self.order, size = #self.dataset,
+           batch_size = self.batch_size,
+           in_pass = left > 0 and (not self.drop_last or left >= self.batch_size) }
+end
+
+--- loader:load_state_dict(sd): restores a state_dict(); if a pass was under way, the next
+-- `for ... in loader` finishes it (same order, from the next batch), else starts the next one.
+function Loader:load_state_dict(sd)
+  if type(sd) ~= 'table' or math.type(sd.epoch) ~= 'integer' or math.type(sd.position) ~= 'integer' then
+    error('loader:load_state_dict: expected a table from loader:state_dict(), got ' .. type(sd), 2)
+  end
+  if sd.size ~= #self.dataset or sd.batch_size ~= self.batch_size then
+    error(string.format('loader:load_state_dict: the state is of a loader over %s samples in batches of %s, '
+      .. 'this one has %d samples in batches of %d', tostring(sd.size), tostring(sd.batch_size), #self.dataset,
+      self.batch_size), 2)
+  end
+  if sd.order ~= nil and not (flare.is_tensor(sd.order) and sd.order:numel() == #self.dataset) then
+    error('loader:load_state_dict: order must be a tensor of ' .. #self.dataset .. ' sample numbers', 2)
+  end
+  if sd.position < 0 or sd.position > #self.dataset then
+    error(string.format('loader:load_state_dict: position %d is outside 0..%d', sd.position, #self.dataset), 2)
+  end
+  self.epoch, self.position = sd.epoch, sd.position
+  self.order = sd.order and sd.order:to('int64'):clone()
+  self._resume = sd.order ~= nil and sd.in_pass == true or nil
 end
 
 ------------------------------------------------------------------------------ bundled sets
@@ -269,5 +304,32 @@ function M.digits(opts)
   ds.classes = { '0', '1', '2', '3', '4', '5', '6', '7', '8', '9' }
   return ds
 end
+
+------------------------------------------------------------------------------ formats, text, transforms
+
+-- File formats, text corpora and transforms live in files of their own beside this one,
+-- loaded on first use: data.mnist, data.idx (flare/data/mnist.lua), data.cifar10 (cifar.lua),
+-- data.csv (csv.lua), data.npy, data.npz, data.save_npy, data.save_npz (npy.lua), data.text,
+-- data.shakespeare, data.Vocab (text.lua), data.transforms (transforms.lua).
+M._bundled = bundled
+local parts = {
+  mnist = 'mnist', idx = 'mnist', parse_idx = 'mnist', cifar10 = 'cifar', parse_cifar = 'cifar', csv = 'csv',
+  npy = 'npy', npz = 'npy', save_npy = 'npy', save_npz = 'npy', parse_npy = 'npy', read_zip = 'npy',
+  text = 'text', shakespeare = 'text', Vocab = 'text',
+}
+setmetatable(M, {
+  __index = function(t, key)
+    if key == 'transforms' then
+      local mod = require 'flare.data.transforms'
+      rawset(t, key, mod)
+      return mod
+    end
+    local file = parts[key]
+    if not file then return nil end
+    local fn = require('flare.data.' .. file)[key]
+    rawset(t, key, fn)
+    return fn
+  end,
+})
 
 return M
