@@ -60,23 +60,29 @@ int fl_lua_error(lua_State *L, const char *fname)
 }
 
 /* Lua's collector sees only the small userdata, not the tensor bytes behind it. Every MiB
- * of tensor data allocated is reported as a collector step of that size; and when the live
- * tensor bytes reach twice what survived the last full collection (at least 32 MiB), a full
- * collection runs, so garbage tensors never pile up far beyond the live set, whatever the
- * size of Lua's own heap. */
+ * of tensor data allocated is reported as a collector step of that size; and when the
+ * tensor bytes exceed what survived the last full collection by a garbage allowance (the
+ * live size itself, between 32 and 128 MiB), a full collection runs. So garbage tensors
+ * never pile up far beyond the live set, whatever the size of Lua's own heap or the
+ * collector's mode; a full collection costs time in proportion to Lua's heap, not to the
+ * tensor bytes it frees. */
 void fl_lua_account(lua_State *L, size_t nbytes)
 {
-    static size_t pending, threshold = (size_t)32 << 20;
+    static size_t pending, live = 0;
+    const size_t lo = (size_t)32 << 20, hi = (size_t)128 << 20;
     pending += nbytes;
     if (pending >= ((size_t)1 << 20)) {
         int kb = pending / 1024 > (size_t)1 << 30 ? 1 << 30 : (int)(pending / 1024);
         pending = 0;
         lua_gc(L, LUA_GCSTEP, kb);
     }
-    if (fl_bytes_allocated() > threshold) {
+    size_t allowance = live < lo ? lo : live > hi ? hi : live;
+    size_t now = fl_bytes_allocated();
+    if (now > live + allowance) {
         lua_gc(L, LUA_GCCOLLECT);
-        size_t live = fl_bytes_allocated();
-        threshold = 2 * live > ((size_t)32 << 20) ? 2 * live : ((size_t)32 << 20);
+        live = fl_bytes_allocated();
+    } else if (now < live) {
+        live = now;   /* the live set shrank between collections */
     }
 }
 
