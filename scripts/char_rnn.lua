@@ -10,7 +10,7 @@
 -- An epoch is one pass over 90% of the text in windows of seq-len characters (the last
 -- 10% is held out to validate). On 2 cores one epoch (about 490 steps) takes about a
 -- minute with the defaults and brings the validation loss to about 1.8 nats per
--- character (see docs/train.md): samples by then are word-shaped with speaker names; a few
+-- character (see the README's training section): samples by then are word-shaped with speaker names; a few
 -- epochs more make them read like (bad) verse.
 local here = (arg and arg[0] or ''):match('^(.*)/[^/]*$') or '.'
 package.path = here .. '/?.lua;' .. package.path

@@ -1,7 +1,7 @@
 -- flare.train.fit: the common training loop in one call — epochs of forward, loss, backward,
 -- clipping and optimizer steps, validation, metrics, early stopping, schedulers, callbacks,
 -- checkpoints (and resuming from one), a log file, a progress display and live curves.
--- Everything it does can be written as a plain Lua loop (docs/train.md shows one); fit is
+-- Everything it does can be written as a plain Lua loop (the README's training section shows one); fit is
 -- that loop with the bookkeeping done.
 local flare = require 'flare.core'
 local metrics = require 'flare.train.metrics'

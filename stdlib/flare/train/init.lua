@@ -1,7 +1,7 @@
 -- flare.train: training a model — fit (the common loop in one call), evaluate,
 -- checkpoints (save_checkpoint / resume, exact across processes), classification metrics,
 -- the progress display and the run log. The plain Lua loop stays first-class: every piece
--- here is usable on its own inside one (see docs/train.md).
+-- here is usable on its own inside one (see the README's training section).
 local fit = require 'flare.train.fit'
 local checkpoint = require 'flare.train.checkpoint'
 
@@ -22,7 +22,7 @@ if type(core.doc) == 'function' then
   core.doc(M, 'flare.train: fit{model, loss, optimizer, data, val, epochs, ...}, evaluate(model, loader),\n'
     .. 'save_checkpoint(path, {model, optimizer, scheduler, loader, epoch, step, keep}), resume(path, {...}),\n'
     .. 'load_checkpoint(path), metrics (accuracy, topk_accuracy, confusion_matrix, precision_recall, tracker),\n'
-    .. 'progress (the progress bar), log(path) (a CSV or JSON-lines run log). See docs/train.md.')
+    .. 'progress (the progress bar), log(path) (a CSV or JSON-lines run log). See the README's training section.')
 end
 
 return M
