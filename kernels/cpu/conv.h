@@ -26,9 +26,10 @@ typedef struct {
 void fl_cpu_im2col_f32(float *col, int64_t ld, const float *im, const fl_conv_geom *g);
 void fl_cpu_im2col_f64(double *col, int64_t ld, const double *im, const fl_conv_geom *g);
 /* The adjoint: im (c, h, w) = sum of the col entries that read each pixel (im is
- * overwritten, not accumulated into). */
-void fl_cpu_col2im_f32(float *im, const float *col, int64_t ld, const fl_conv_geom *g);
-void fl_cpu_col2im_f64(double *im, const double *col, int64_t ld, const fl_conv_geom *g);
+ * overwritten, not accumulated into). col is scratch: entries that read padding may be
+ * zeroed. */
+void fl_cpu_col2im_f32(float *im, float *col, int64_t ld, const fl_conv_geom *g);
+void fl_cpu_col2im_f64(double *im, double *col, int64_t ld, const fl_conv_geom *g);
 
 /* dst (rows, cols) with row stride ldd = src (rows, cols) with row stride lds, plus
  * bias[r] on row r when bias is not NULL. */
@@ -44,5 +45,15 @@ void fl_cpu_add_bias_f64(double *x, int64_t rows, int64_t cols, const double *bi
  * gradient of channels c; summed in double). */
 void fl_cpu_channel_sum_f32(float *out, const float *g, int64_t nb, int64_t nc, int64_t np, int64_t bstride);
 void fl_cpu_channel_sum_f64(double *out, const double *g, int64_t nb, int64_t nc, int64_t np, int64_t bstride);
+
+/* The weight (and bias) gradient of a convolution whose column matrix has few rows, as
+ * dot products instead of a GEMM (which would need g transposed first and runs poorly at
+ * such sizes): for channels c < nc and rows j < k, gw[c * k + j] += sum over images n < nb
+ * and positions q < np of g[n * gstride + c * np + q] * col[j * ldc + n * np + q]; gb[c] +=
+ * the sum of g's channel c when gb is not NULL. Totals are kept in double. */
+void fl_cpu_conv_wgrad_f32(double *gw, double *gb, const float *g, int64_t nb, int64_t nc, int64_t np,
+                           int64_t gstride, const float *col, int64_t ldc, int64_t k);
+void fl_cpu_conv_wgrad_f64(double *gw, double *gb, const double *g, int64_t nb, int64_t nc, int64_t np,
+                           int64_t gstride, const double *col, int64_t ldc, int64_t k);
 
 #endif
