@@ -80,5 +80,6 @@ void fl_bind_optim(lua_State *L, int module, int methods);     /* bindings/optim
 void fl_bind_io(lua_State *L, int module, int methods);        /* bindings/io.c */
 void fl_bind_data(lua_State *L, int module, int methods);      /* bindings/data.c */
 void fl_bind_serialize(lua_State *L, int module, int methods); /* bindings/serialize.c */
+void fl_bind_rnn(lua_State *L, int module, int methods);       /* bindings/rnn.c */
 
 #endif

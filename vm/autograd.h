@@ -67,6 +67,9 @@ typedef enum {
     FL_GRAD_MAX_POOL,                  /* vm/pool.c: saved[0] = indices; iargs = base, plane size */
     FL_GRAD_AVG_POOL,                  /* iargs = kernel, stride, padding, flags */
     FL_GRAD_ADAPTIVE_AVG_POOL,
+    FL_GRAD_LSTM_CELL,                 /* vm/rnn.c: saved = activations, c, (h', c') */
+    FL_GRAD_GRU_CELL,                  /* vm/rnn.c: saved = workspace, h */
+    FL_GRAD_RNN_LAYER,                 /* vm/rnn.c: saved = workspace, output, hh, state0; iargs = mode, reverse */
     FL_GRAD_NN_LAST = FL_GRAD_NN_FIRST + 63,
     FL_GRAD_COUNT
 } fl_grad_rule;

@@ -1,6 +1,7 @@
 /* unary.c: elementwise unary kernels, casts, clamp. Floating ops on integer inputs are
  * computed in float32 (PyTorch's rule); sign, abs, neg and friends keep integer types. */
 #include "kernels.h"
+#include "vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -20,7 +21,7 @@
 #define FLOAT_UNARY_CASES(T, F)                                                     \
     case FL_UNOP_NEG: UNARY_LOOP(T, T, -x); break;                                  \
     case FL_UNOP_ABS: UNARY_LOOP(T, T, F(fabs)(x)); break;                          \
-    case FL_UNOP_EXP: UNARY_LOOP(T, T, F(exp)(x)); break;                           \
+    case FL_UNOP_EXP: UNARY_LOOP(T, T, F(vexp)(x)); break;                          \
     case FL_UNOP_LOG: UNARY_LOOP(T, T, F(log)(x)); break;                           \
     case FL_UNOP_LOG2: UNARY_LOOP(T, T, F(log2)(x)); break;                         \
     case FL_UNOP_LOG1P: UNARY_LOOP(T, T, F(log1p)(x)); break;                       \
@@ -35,12 +36,12 @@
     case FL_UNOP_ATAN: UNARY_LOOP(T, T, F(atan)(x)); break;                         \
     case FL_UNOP_SINH: UNARY_LOOP(T, T, F(sinh)(x)); break;                         \
     case FL_UNOP_COSH: UNARY_LOOP(T, T, F(cosh)(x)); break;                         \
-    case FL_UNOP_TANH: UNARY_LOOP(T, T, F(tanh)(x)); break;                         \
+    case FL_UNOP_TANH: UNARY_LOOP(T, T, F(vtanh)(x)); break;                        \
     case FL_UNOP_ERF: UNARY_LOOP(T, T, F(erf)(x)); break;                           \
-    case FL_UNOP_SIGMOID: UNARY_LOOP(T, T, x >= 0 ? (T)1 / ((T)1 + F(exp)(-x)) : F(exp)(x) / ((T)1 + F(exp)(x))); break; \
+    case FL_UNOP_SIGMOID: UNARY_LOOP(T, T, F(vsigmoid)(x)); break;                  \
     case FL_UNOP_RELU: UNARY_LOOP(T, T, x > 0 ? x : (x != x ? x : (T)0)); break;    \
     case FL_UNOP_GELU: UNARY_LOOP(T, T, (T)0.5 * x * ((T)1 + F(erf)(x * (T)0.70710678118654752440))); break; \
-    case FL_UNOP_SILU: UNARY_LOOP(T, T, x / ((T)1 + F(exp)(-x))); break;            \
+    case FL_UNOP_SILU: UNARY_LOOP(T, T, x / ((T)1 + F(vexp)(-x))); break;           \
     case FL_UNOP_SOFTPLUS: UNARY_LOOP(T, T, x > 20 ? x : F(log1p)(F(exp)(x))); break; \
     case FL_UNOP_FLOOR: UNARY_LOOP(T, T, F(floor)(x)); break;                       \
     case FL_UNOP_CEIL: UNARY_LOOP(T, T, F(ceil)(x)); break;                         \
@@ -58,6 +59,14 @@
 #define F32(name) name##f
 #define F64(name) name
 #define isfinitef isfinite
+
+/* exp, tanh and sigmoid: float32 takes the vectorisable forms of vmath.h, float64 libm. */
+#define vexpf fl_vm_expf
+#define vtanhf fl_vm_tanhf
+#define vsigmoidf fl_vm_sigmoidf
+#define vexp exp
+#define vtanh tanh
+static inline double vsigmoid(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)); }
 
 __attribute__((target_clones("avx512f", "avx2", "default")))
 static void unary_f32(fl_unop op, void *out, const void *a, int64_t n, int64_t so, int64_t sa)

@@ -1,13 +1,15 @@
 #!/bin/sh
-# run.sh: `make bench`. Runs the benchmark workloads that flare can run today (gemm,
-# tiny_add, tiny_add_grad, add_large, startup; defined in BENCHMARKS.md) on flare
+# run.sh: `make bench`. Runs the benchmark workloads of BENCHMARKS.md (gemm, tiny_add,
+# tiny_add_grad, add_large, startup, chain10, mlp_train, cnn_train, lstm_train, gru_train,
+# mnist_epoch, and matmul_grad: a large product with and without autograd) on flare
 # (scripts/bench/*.lua under ./flare), on the C yardsticks (gemm_ref.c, add_ref.c) and, when
 # /usr/bin/python3 has torch, on PyTorch (scripts/bench/*.py), all in this one run, and
 # prints one line per figure with the ratio.
 #
 # ratio > 1 means flare is better: reference/flare for times, flare/reference for rates.
 #
-# Each program warms up and reports the median of at least 5 timed runs; run.sh runs the
+# Each program warms up and reports the median of its timed runs (at least 5 where a run is
+# short; chain10 takes 3, mnist_epoch 1 per round); run.sh runs the
 # contenders in turn, BENCH_ROUNDS times (default 3), and quotes the median over rounds, so
 # that a burst of load from elsewhere hits them alike. The machine should otherwise be idle.
 #
@@ -16,7 +18,12 @@
 # OMP_WAIT_POLICY=PASSIVE, the better of the two quoted. flare gets no such help: it picks
 # its BLAS kernels and thread policy itself.
 #
-#   scripts/bench/run.sh [workload ...]     workloads: gemm tiny_add add_large startup
+# The training workloads take seconds per run, so they time fewer iterations (see each
+# script); mnist_epoch times one epoch per round.
+#
+#   scripts/bench/run.sh [workload ...]     workloads: gemm tiny_add add_large startup chain10
+#                                           matmul_grad mlp_train cnn_train rnn_train (lstm_train
+#                                           and gru_train) mnist_epoch
 # shellcheck disable=SC2046  # set -- $(torch_best ...) splits "figure policy" on purpose
 cd "$(dirname "$0")/../.." || exit 1
 BENCH=scripts/bench
@@ -69,14 +76,14 @@ flare_run() {   # flare_run SCRIPT ARGS... >> results
         echo "run.sh: $script.lua failed: $(tail -n 3 "$TMP/err")" >&2
 }
 
-# Runs a PyTorch script in both wait policies, appending to $TMP/NAME_torch_active and
-# $TMP/NAME_torch_passive.
+# Runs a PyTorch script in both wait policies (or those in TORCH_POLICIES), appending to
+# $TMP/NAME_torch_active and $TMP/NAME_torch_passive.
 torch_run() {   # torch_run SCRIPT ARGS...
     [ "$HAVE_TORCH" = 1 ] || return 0
     script=$1
     shift
-    for policy in active passive; do
-        if [ $policy = passive ]; then export OMP_WAIT_POLICY=PASSIVE; else unset OMP_WAIT_POLICY; fi
+    for policy in ${TORCH_POLICIES:-active passive}; do
+        if [ "$policy" = passive ]; then export OMP_WAIT_POLICY=PASSIVE; else unset OMP_WAIT_POLICY; fi
         (cd "$BENCH" && OPENBLAS_CORETYPE=$CORETYPE /usr/bin/python3 "$script.py" "$@") \
             >>"$TMP/${script}_torch_$policy" 2>"$TMP/err" ||
             echo "run.sh: $script.py (OMP_WAIT_POLICY=$policy) failed: $(tail -n 3 "$TMP/err")" >&2
@@ -229,14 +236,129 @@ bench_startup() {
     echo "startup flare_ms=$(fmt "$f") torch_ms=$(fmt "$t") ratio=$(ratio "$t" "$f") (flare -e \"$code\")"
 }
 
+# ---------------------------------------------------------------- training workloads
+
+# `pair - FLARE_FILE TORCH_SCRIPT CASE higher|lower` sets F (flare's median over rounds),
+# T (PyTorch's, in its better wait policy) and POLICY.
+pair() {
+    F=$(get "$TMP/$2" "$4")
+    set -- $(torch_best "$3" "$4" "$5")
+    T=$1
+    POLICY=$2
+}
+
+chain10_round() {
+    flare_run chain10 >>"$TMP/chain10_flare"
+    torch_run chain10
+}
+
+bench_chain10() {
+    rounds chain10_round
+    pair - chain10_flare chain10 chain10 lower
+    r=$(ratio "$T" "$F")
+    echo "chain10 flare_us_per_op=$(fmt "$F") torch_us_per_op=$(fmt "$T") ratio=$r" \
+        "(torch OMP_WAIT_POLICY=$POLICY; target flare <= 0.3x torch's time, ratio >= 3.33: $(target "$r" 3.333))"
+}
+
+matmul_grad_round() {
+    flare_run matmul_grad >>"$TMP/matmul_grad_flare"
+    torch_run matmul_grad
+}
+
+bench_matmul_grad() {
+    rounds matmul_grad_round
+    fp=$(get "$TMP/matmul_grad_flare" matmul_grad:plain)
+    fg=$(get "$TMP/matmul_grad_flare" matmul_grad:requires_grad)
+    set -- $(torch_best matmul_grad matmul_grad:plain lower)
+    tp=$1
+    tg=$(get "$TMP/matmul_grad_torch_$2" matmul_grad:requires_grad)
+    over=$(awk -v p="$fp" -v g="$fg" 'BEGIN { if (p == "n/a" || g == "n/a" || p + 0 == 0) print "n/a"; else printf "%+.1f%%\n", (g / p - 1) * 100 }')
+    met=$(awk -v p="$fp" -v g="$fg" 'BEGIN { if (p == "n/a" || g == "n/a") print "n/a"; else print (g <= p * 1.02 ? "met" : "MISSED") }')
+    echo "matmul_grad n=1024 flare_ms=$(fmt "$fp") flare_requires_grad_ms=$(fmt "$fg") torch_ms=$(fmt "$tp")" \
+        "torch_requires_grad_ms=$(fmt "$tg") flare_overhead=$over vs_torch=$(ratio "$tg" "$fg")" \
+        "(forward with A requiring grad; target within 2% of plain: $met)"
+}
+
+mlp_train_round() {
+    flare_run mlp_train >>"$TMP/mlp_flare"
+    torch_run mlp_train
+}
+
+bench_mlp_train() {
+    rounds mlp_train_round
+    pair - mlp_flare mlp_train mlp_train higher
+    r=$(ratio "$F" "$T")
+    echo "mlp_train flare_steps_per_s=$(fmt "$F") torch_steps_per_s=$(fmt "$T") ratio=$r" \
+        "(torch OMP_WAIT_POLICY=$POLICY; target >= 1.0: $(target "$r" 1))"
+    f=$(get "$TMP/mlp_flare" mlp_train:rss)
+    t=$(get "$TMP/mlp_train_torch_$POLICY" mlp_train:rss)
+    r=$(ratio "$t" "$f")
+    echo "mlp_train_rss flare_peak_mib=$(fmt "$f") torch_peak_mib=$(fmt "$t") ratio=$r" \
+        "(peak resident memory of the process; target flare <= torch: $(target "$r" 1))"
+}
+
+cnn_train_round() {
+    flare_run cnn_train >>"$TMP/cnn_flare"
+    torch_run cnn_train
+}
+
+bench_cnn_train() {
+    rounds cnn_train_round
+    pair - cnn_flare cnn_train cnn_train higher
+    r=$(ratio "$F" "$T")
+    echo "cnn_train flare_steps_per_s=$(fmt "$F") torch_steps_per_s=$(fmt "$T") ratio=$r" \
+        "(torch OMP_WAIT_POLICY=$POLICY; target >= 1.0: $(target "$r" 1))"
+}
+
+# lstm_train and gru_train come from one script (rnn_train.lua/.py); RNN_KINDS picks them.
+# PyTorch's recurrent step runs best with OMP_WAIT_POLICY=PASSIVE (3x slower without, see
+# BENCHMARKS.md), so only that policy is timed: the other takes a minute per run of make bench.
+rnn_train_round() {
+    # shellcheck disable=SC2086  # $RNN_KINDS is a list of arguments
+    flare_run rnn_train $RNN_KINDS >>"$TMP/rnn_flare"
+    TORCH_POLICIES=passive
+    # shellcheck disable=SC2086
+    torch_run rnn_train $RNN_KINDS
+    unset TORCH_POLICIES
+}
+
+bench_rnn_train() {   # bench_rnn_train KIND... (lstm, gru)
+    RNN_KINDS="$*"
+    rounds rnn_train_round
+    for kind in "$@"; do
+        pair - rnn_flare rnn_train "${kind}_train" higher
+        r=$(ratio "$F" "$T")
+        ft=$(get "$TMP/rnn_flare" "${kind}_train:tokens")
+        tt=$(get "$TMP/rnn_train_torch_$POLICY" "${kind}_train:tokens")
+        echo "${kind}_train flare_steps_per_s=$(fmt "$F") torch_steps_per_s=$(fmt "$T") ratio=$r" \
+            "flare_tokens_per_s=$(fmt "$ft") torch_tokens_per_s=$(fmt "$tt")" \
+            "(torch OMP_WAIT_POLICY=$POLICY; target >= 1.0: $(target "$r" 1))"
+    done
+}
+
+mnist_epoch_round() {
+    flare_run mnist_epoch >>"$TMP/mnist_flare"
+    torch_run mnist_epoch
+}
+
+bench_mnist_epoch() {
+    rounds mnist_epoch_round
+    pair - mnist_flare mnist_epoch mnist_epoch lower
+    echo "mnist_epoch flare_s=$(fmt "$F") torch_s=$(fmt "$T") ratio=$(ratio "$T" "$F")" \
+        "(one shuffled epoch of 60,000 samples, batch 128; torch OMP_WAIT_POLICY=$POLICY)"
+}
+
 # ---------------------------------------------------------------- main
 
 echo "flare $(./flare -v 2>&1 | head -n 1 | sed 's/^flare //'), $(./flare -e 'io.write(flare.blas_info())');" \
     "$(nproc) cores; medians of $ROUNDS rounds; ratio > 1: flare better"
-workloads=${*:-gemm tiny_add add_large startup}
+ALL="gemm tiny_add add_large startup chain10 matmul_grad mlp_train cnn_train rnn_train mnist_epoch"
+workloads=${*:-$ALL}
 for w in $workloads; do
     case $w in
-    gemm | tiny_add | add_large | startup) "bench_$w" ;;
-    *) echo "run.sh: unknown workload '$w' (gemm, tiny_add, add_large, startup)" >&2 ;;
+    gemm | tiny_add | add_large | startup | chain10 | matmul_grad | mlp_train | cnn_train | mnist_epoch) "bench_$w" ;;
+    rnn_train) bench_rnn_train lstm gru ;;
+    lstm_train | gru_train) bench_rnn_train "${w%_train}" ;;
+    *) echo "run.sh: unknown workload '$w' ($ALL lstm_train gru_train)" >&2 ;;
     esac
 done

@@ -66,4 +66,41 @@ cases.adaptive_avg_pool2d = function()
   gradcheck(function(x) return flare.adaptive_avg_pool2d(x, { 4, 5 }) end, { strided(1, 3, 3) })
 end
 
+-- The fused recurrent ops (vm/rnn.c): every output (h and c of a cell; the outputs, h_n and
+-- c_n of a layer) feeds the checked value, so every gradient path is exercised.
+local function flat(...)
+  local parts = {}
+  for i, t in ipairs { ... } do parts[i] = t:reshape(-1) * i end
+  return flare.cat(parts, 1)
+end
+
+cases.fused_lstm_cell = function()
+  gradcheck(function(gi, gh, c) return flat(flare.fused_lstm_cell(gi, gh, c)) end,
+            { randn(2, 8), randn(2, 8), randn(2, 2) })
+  gradcheck(function(gi, gh, c) return flat(flare.fused_lstm_cell(gi, gh, c)) end,
+            { strided(3, 8), randn(3, 8), strided(3, 2) })
+  gradcheck(function(gi, gh, c) return flat(flare.fused_lstm_cell(gi, gh, c)) end,
+            { randn(0, 4), randn(0, 4), randn(0, 1) })
+end
+
+cases.fused_gru_cell = function()
+  gradcheck(function(gi, gh, h) return flare.fused_gru_cell(gi, gh, h) end, { randn(2, 6), randn(2, 6), randn(2, 2) })
+  gradcheck(function(gi, gh, h) return flare.fused_gru_cell(gi, gh, h) end, { randn(3, 6), strided(3, 6), strided(3, 2) })
+  gradcheck(function(gi, gh, h) return flare.fused_gru_cell(gi, gh, h) end, { randn(0, 6), randn(0, 6), randn(0, 2) })
+end
+
+cases.fused_rnn_layer = function()
+  local function layer(mode, reverse)
+    return function(gi, hh, s0) return flat(flare.fused_rnn_layer(mode, gi, hh, s0, reverse)) end
+  end
+  -- hh with the bias column (G, H + 1) and without (G, H); forward and reverse
+  gradcheck(layer('lstm'), { randn(3, 2, 8), randn(8, 3), randn(2, 2, 2) })
+  gradcheck(layer('lstm', true), { randn(2, 1, 8), randn(8, 2), randn(2, 1, 2) })
+  gradcheck(layer('gru'), { randn(3, 2, 6), randn(6, 3), randn(2, 2) })
+  gradcheck(layer('gru', true), { randn(2, 2, 6), strided(6, 2), randn(2, 2) })
+  gradcheck(layer('tanh', true), { randn(3, 2, 2), randn(2, 3), randn(2, 2) })
+  gradcheck(layer('relu'), { util.away({ 2, 2, 2 }, 0.5, 2), util.positive({ 2, 2 }, 0.1, 0.3), util.positive({ 2, 2 }) })
+  gradcheck(layer('lstm'), { randn(1, 0, 4), randn(4, 2), randn(2, 0, 1) })
+end
+
 return cases

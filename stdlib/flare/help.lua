@@ -265,6 +265,20 @@ def('nn', 'avg_pool2d', 'flare.avg_pool2d(x, kernel, [{stride, padding, ceil_mod
 def('nn', 'adaptive_avg_pool2d', 'flare.adaptive_avg_pool2d(x, output_size)',
   'Mean pooling of x (N, C, H, W) down to output_size (a number or {h, w}), windows chosen as PyTorch does.')
 
+-- recurrent cells and layers (vm/rnn.c)
+def('nn', 'fused_lstm_cell', 'flare.fused_lstm_cell(gi, gh, c) -> h, c',
+  "One LSTM time step with its gate math fused (PyTorch's gate order i, f, g, o): gi and gh (N, 4H)\n" ..
+  'are the input and hidden projections with their biases, c (N, H) the cell state. nn.LSTMCell and\n' ..
+  'nn.functional.lstm_step run on it.')
+def('nn', 'fused_gru_cell', 'flare.fused_gru_cell(gi, gh, h) -> h',
+  'One GRU time step with its gate math fused (gates r, z, n): gi and gh (N, 3H) are the input and\n' ..
+  'hidden projections with their biases, h (N, H) the state. nn.GRUCell and nn.functional.gru_step run on it.')
+def('nn', 'fused_rnn_layer', 'flare.fused_rnn_layer(mode, gi, hh, state0, [reverse]) -> out, h_n, [c_n]',
+  "A whole recurrent layer in one op, mode 'lstm', 'gru', 'tanh' or 'relu': gi (T, N, G) is the input\n" ..
+  'projection of every step, hh is W_hh (G, H) or W_hh with b_hh as an extra last column (G, H + 1),\n' ..
+  "state0 is h0 (N, H), or h0 and c0 stacked (2, N, H) for 'lstm'. Returns out (T, N, H), h_n and, for\n" ..
+  "'lstm', c_n; its backward runs through time in C. nn.RNN, nn.LSTM and nn.GRU run on it.")
+
 -- files and bytes
 def('io', 'read_file', 'flare.read_file(path, [{max_bytes = 2^32}]) -> string',
   'The bytes of a file as a Lua string; gzip-compressed files are decompressed on the way.')

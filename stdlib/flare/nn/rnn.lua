@@ -1,7 +1,8 @@
 -- flare.nn.rnn: RNN, LSTM and GRU (multi-layer, bidirectional, batch_first, dropout between
 -- layers) and RNNCell, LSTMCell, GRUCell, with PyTorch's parameter names, gate order and
--- initialisation. The input projection of all time steps is one matrix product; each time
--- step is one call of an nn.functional step function (a fused kernel can replace it).
+-- initialisation. The input projection of all time steps is one matrix product; the
+-- recurrence of a layer is one fused op (flare.fused_rnn_layer), the cells' time step one
+-- fused kernel (flare.fused_lstm_cell, flare.fused_gru_cell).
 local flare = require 'flare.core'
 local module = require 'flare.nn.module'
 local F = require 'flare.nn.functional'
@@ -32,26 +33,19 @@ function F.rnn_step(gi, h, w_hh, b_hh, nonlinearity)
 end
 
 --- F.lstm_step(gi, h, c, w_hh, [b_hh]) -> h', c': gates in PyTorch's order i, f, g, o;
--- c' = σ(f)·c + σ(i)·tanh(g), h' = σ(o)·tanh(c').
+-- c' = σ(f)·c + σ(i)·tanh(g), h' = σ(o)·tanh(c'). The gate math is one fused kernel
+-- (flare.fused_lstm_cell); h and c are (N, H).
 function F.lstm_step(gi, h, c, w_hh, b_hh)
   F._check_tensor(gi, 'lstm_step', 'the input projection gi')
   F._check_tensor(c, 'lstm_step', 'the cell state c')
-  local gates = gi + hidden_proj(h, w_hh, b_hh)
-  local g = gates:chunk(4, 2)
-  local c2 = flare.sigmoid(g[2]) * c + flare.sigmoid(g[1]) * flare.tanh(g[3])
-  return flare.sigmoid(g[4]) * flare.tanh(c2), c2
+  return flare.fused_lstm_cell(gi, hidden_proj(h, w_hh, b_hh), c)
 end
 
 --- F.gru_step(gi, h, w_hh, [b_hh]) -> h': gates r, z, n; n = tanh(gi_n + r·(W_hn·h + b_hn)),
--- h' = (1 - z)·n + z·h.
+-- h' = (1 - z)·n + z·h. The gate math is one fused kernel (flare.fused_gru_cell).
 function F.gru_step(gi, h, w_hh, b_hh)
   F._check_tensor(gi, 'gru_step', 'the input projection gi')
-  local gh = hidden_proj(h, w_hh, b_hh):chunk(3, 2)
-  local gx = gi:chunk(3, 2)
-  local r = flare.sigmoid(gx[1] + gh[1])
-  local z = flare.sigmoid(gx[2] + gh[2])
-  local n = flare.tanh(gx[3] + r * gh[3])
-  return n + z * (h - n)
+  return flare.fused_gru_cell(gi, hidden_proj(h, w_hh, b_hh), h)
 end
 
 --- F.rnn_cell(x, h, w_ih, w_hh, [b_ih], [b_hh], [nonlinearity]) -> h'
@@ -148,32 +142,22 @@ function Base:_check_state(h, want, what)
   end
 end
 
+local fused_mode = { LSTM = 'lstm', GRU = 'gru', RNN_TANH = 'tanh', RNN_RELU = 'relu' }
+
 -- Runs one layer in one direction over the whole sequence x (T, N, in); returns the
--- outputs (T, N, H) and the final state.
+-- outputs (T, N, H) and the final state. One GEMM gives the input projection of every
+-- step; the recurrence (and its backward through time) is one fused op in C.
 function Base:_run_direction(x, sfx, h, c)
   local T, N = x:size(1), x:size(2)
   local w_ih, w_hh = self['weight_ih_' .. sfx], self['weight_hh_' .. sfx]
   local b_ih, b_hh = self['bias_ih_' .. sfx], self['bias_hh_' .. sfx]
   local G = w_ih:size(1)
-  -- one GEMM for the input projection of every time step
   local flat = x:reshape(T * N, x:size(3))
   local gi = (b_ih ~= nil and flare.addmm(b_ih, flat, w_ih:t()) or flare.mm(flat, w_ih:t())):reshape(T, N, G)
-  local steps = gi:unbind(1)
-  local outs = {}
-  local reverse = sfx:find('_reverse', 1, true) ~= nil
-  local mode = self.mode
-  for k = 1, T do
-    local t = reverse and (T - k + 1) or k
-    if mode == 'LSTM' then
-      h, c = F.lstm_step(steps[t], h, c, w_hh, b_hh)
-    elseif mode == 'GRU' then
-      h = F.gru_step(steps[t], h, w_hh, b_hh)
-    else
-      h = F.rnn_step(steps[t], h, w_hh, b_hh, mode == 'RNN_RELU' and 'relu' or 'tanh')
-    end
-    outs[t] = h
-  end
-  return flare.stack(outs, 1), h, c
+  -- the hidden bias travels as an extra last column of W_hh
+  local hh = b_hh ~= nil and flare.cat({ w_hh, b_hh:view(G, 1) }, 2) or w_hh
+  local state = c ~= nil and flare.stack({ h, c }, 1) or h
+  return flare.fused_rnn_layer(fused_mode[self.mode], gi, hh, state, sfx:find('_reverse', 1, true) ~= nil)
 end
 
 function Base:forward(input, hx)

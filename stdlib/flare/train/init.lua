@@ -22,7 +22,7 @@ if type(core.doc) == 'function' then
   core.doc(M, 'flare.train: fit{model, loss, optimizer, data, val, epochs, ...}, evaluate(model, loader),\n'
     .. 'save_checkpoint(path, {model, optimizer, scheduler, loader, epoch, step, keep}), resume(path, {...}),\n'
     .. 'load_checkpoint(path), metrics (accuracy, topk_accuracy, confusion_matrix, precision_recall, tracker),\n'
-    .. 'progress (the progress bar), log(path) (a CSV or JSON-lines run log). See the README's training section.')
+    .. 'progress (the progress bar), log(path) (a CSV or JSON-lines run log). See the training section of the README.')
 end
 
 return M
