@@ -1,5 +1,6 @@
 /* autograd.c: grad mode, graph nodes and the backward engine (see autograd.h). */
 #include "autograd.h"
+#include "recycle.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -95,9 +96,11 @@ static int stack_push(node_stack *s, fl_node *n)
 
 /* ---------------------------------------------------------------- nodes */
 
+static _Thread_local fl_recycler nodes;
+
 static fl_node *accumulate_node(fl_tensor *leaf)
 {
-    fl_node *n = calloc(1, sizeof *n);
+    fl_node *n = fl_recycle_get(&nodes, sizeof *n);
     if (!n) {
         fl_error("out of memory");
         return NULL;
@@ -132,7 +135,7 @@ static int edge_for(const fl_tensor *t, fl_node **out)
 
 fl_node *fl_node_new(fl_grad_rule rule, const char *name, int nin, const fl_tensor *const *inputs)
 {
-    fl_node *n = calloc(1, sizeof *n);
+    fl_node *n = fl_recycle_get(&nodes, sizeof *n);
     if (!n) {
         fl_error("out of memory");
         return NULL;
@@ -208,7 +211,7 @@ void fl_node_release(fl_node *n)
         fl_tensor_release(n->leaf);
         fl_tensor_release(n->grad);
         free(n->where);
-        free(n);
+        fl_recycle_put(&nodes, n);
         if (todo.len == 0)
             break;
         n = todo.items[--todo.len];

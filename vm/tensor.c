@@ -2,6 +2,7 @@
  * offset) over a refcounted storage; views share storage, never bytes. */
 #include "alloc.h"
 #include "autograd.h"
+#include "recycle.h"
 
 
 #include <stdlib.h>
@@ -34,6 +35,8 @@ void fl_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides)
     }
 }
 
+static _Thread_local fl_recycler headers;
+
 static fl_tensor *tensor_header(fl_dtype dt, int ndim, const int64_t *shape)
 {
     if (ndim < 0 || ndim > FL_MAX_DIMS) {
@@ -43,7 +46,7 @@ static fl_tensor *tensor_header(fl_dtype dt, int ndim, const int64_t *shape)
     int64_t n = fl_shape_numel(ndim, shape);
     if (n < 0)
         return NULL;
-    fl_tensor *t = calloc(1, sizeof *t);
+    fl_tensor *t = fl_recycle_get(&headers, sizeof *t);
     if (!t) {
         fl_error("out of memory");
         return NULL;
@@ -64,12 +67,12 @@ fl_tensor *fl_tensor_empty(fl_dtype dt, int ndim, const int64_t *shape, fl_devic
         return NULL;
     if ((uint64_t)t->numel > SIZE_MAX / 16) {
         fl_error("size too large: %lld elements", (long long)t->numel);
-        free(t);
+        fl_recycle_put(&headers, t);
         return NULL;
     }
     t->storage = fl_storage_new((size_t)t->numel * fl_dtype_size(dt), dev);
     if (!t->storage) {
-        free(t);
+        fl_recycle_put(&headers, t);
         return NULL;
     }
     fl_contiguous_strides(ndim, t->shape, t->strides);
@@ -118,7 +121,7 @@ void fl_tensor_release(fl_tensor *t)
     fl_node_release(t->grad_fn);
     if (t->has_hooks)
         fl_hooks_forget(t);
-    free(t);
+    fl_recycle_put(&headers, t);
 }
 
 bool fl_tensor_is_contiguous(const fl_tensor *t)
