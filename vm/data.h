@@ -1,5 +1,6 @@
 /* data.h: engine helpers for flare.data (stdlib/flare/data): raw deflate for .npz (zip)
- * entries and affine resampling of image batches for augmentation. */
+ * entries, affine resampling of image batches for augmentation, and a background gather of
+ * batch rows so that loading the next batch overlaps with compute (loader prefetch). */
 #ifndef FL_DATA_H
 #define FL_DATA_H
 
@@ -21,5 +22,16 @@ uint32_t fl_crc32(const void *p, size_t len);
  * outside the image read `fill`. x is float32 or float64; so is the result. */
 fl_tensor *fl_warp_affine(const fl_tensor *x, const fl_tensor *theta, int64_t oh, int64_t ow, bool bilinear,
                           double fill);
+
+/* A batch gather running on its own thread: rows idx[j] - base (along dim 0) of each source
+ * are copied into new contiguous tensors allocated here, on the calling thread. The worker
+ * touches raw memory only (tensor refcounts are not thread-safe), and the sources are
+ * retained until fl_prefetch_free. Sources must be CPU tensors whose rows are contiguous. */
+typedef struct fl_prefetch fl_prefetch;
+fl_prefetch *fl_prefetch_start(int count, fl_tensor *const *src, const fl_tensor *idx, int64_t base);
+/* Waits for the copy and hands out the outputs (count new references); once only. */
+int fl_prefetch_wait(fl_prefetch *p, fl_tensor **out);
+/* Waits if still running, then releases everything the gather holds. */
+void fl_prefetch_free(fl_prefetch *p);
 
 #endif

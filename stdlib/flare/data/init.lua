@@ -176,10 +176,13 @@ Loader.__index = Loader
 Loader.__name = 'data.Loader'
 
 --- data.loader(ds, {batch_size = 1, shuffle = false, drop_last = false, seed, collate,
--- transform}): iterate with `for x, y in loader do ... end` (each field of a sample is one
--- loop variable). With shuffle, each pass draws a new order from flare's generator (or from
--- its own, seeded, generator when `seed` is given). transform(batch_fields) may rewrite a
--- batch (e.g. augmentation) and returns the fields.
+-- transform, prefetch = false}): iterate with `for x, y in loader do ... end` (each field of
+-- a sample is one loop variable). With shuffle, each pass draws a new order from flare's
+-- generator (or from its own, seeded, generator when `seed` is given). transform(batch_fields)
+-- may rewrite a batch (e.g. augmentation) and returns the fields. prefetch (opt-in): over a
+-- TensorDataset or a Subset of one (CPU tensors, no collate), the next batch's rows are
+-- copied on a background thread while the current batch is in use; the batches are the
+-- same. Other data sets ignore it. See README "Background loading" for when it pays.
 function M.loader(ds, opts)
   opts = opts or {}
   local bs = opts.batch_size or 1
@@ -189,7 +192,8 @@ function M.loader(ds, opts)
   if #ds == 0 then error('loader: the data set is empty', 2) end
   return setmetatable({ dataset = ds, batch_size = bs, shuffle = opts.shuffle or false,
                         drop_last = opts.drop_last or false, collate = opts.collate,
-                        transform = opts.transform, seed = opts.seed, epoch = 0, position = 0 }, Loader)
+                        transform = opts.transform, seed = opts.seed, epoch = 0, position = 0,
+                        prefetch = opts.prefetch == true and not opts.collate }, Loader)
 end
 
 function Loader:__len()
@@ -210,11 +214,13 @@ function Loader:_order()
   return flare.randperm(n) + 1
 end
 
-function Loader:_batch(idx)
+function Loader:_batch(idx, start)
   local ds = self.dataset
   local fields
   local batch = method(ds, 'batch')
-  if self.collate then
+  if self.prefetch then fields = self:_prefetched(start, idx:numel()) end
+  if fields then -- gathered in the background
+  elseif self.collate then
     fields = self.collate(M.samples(ds, idx))
   elseif batch then
     fields = batch(ds, idx)
@@ -243,7 +249,50 @@ function Loader:__call(_, control)
   local count = math.min(self.batch_size, n - start + 1)
   if count < self.batch_size and self.drop_last then return nil end
   self.position = start + count - 1
-  return table.unpack(self:_batch(self.order:narrow(1, start, count)))
+  return table.unpack(self:_batch(self.order:narrow(1, start, count), start))
+end
+
+-- prefetch: the tensors whose rows a loader over ds gathers and the map from sample numbers
+-- to rows (a Subset's indices), or false when ds is not backed by such tensors.
+local function prefetch_source(ds)
+  local map
+  if getmetatable(ds) == Subset then map, ds = ds.indices, ds.dataset end
+  if getmetatable(ds) ~= TensorDataset then return false end
+  for _, t in ipairs(ds.tensors) do
+    -- the worker copies whole rows of CPU memory; gradients would need index_select's graph
+    if t:device() ~= 'cpu' or t:wants_grad() or not t:select(1, 1):is_contiguous() then return false end
+  end
+  return { tensors = ds.tensors, map = map }
+end
+
+-- Drops a pending background gather (joining its thread).
+function Loader:_drop_pending()
+  if self._pending then self._pending.handle:close() end
+  self._pending = nil
+end
+
+-- With prefetch: takes the batch at start if it was gathered in the background (for this
+-- very order), then starts gathering the one after it; nil when the data set does not allow it.
+function Loader:_prefetched(start, count)
+  if self._prefetch_src == nil then self._prefetch_src = prefetch_source(self.dataset) end
+  local src = self._prefetch_src
+  if not src then return nil end
+  local p, fields = self._pending, nil
+  if p and p.order == self.order and p.start == start and p.count == count then
+    self._pending = nil
+    fields = p.handle:wait()
+  else
+    self:_drop_pending() -- a pass abandoned, restarted or restored: that gather is stale
+  end
+  local n, next = self.order:numel(), start + count
+  local next_count = math.min(self.batch_size, n - next + 1)
+  if next_count > 0 and (next_count == self.batch_size or not self.drop_last) then
+    local idx = self.order:narrow(1, next, next_count)
+    if src.map then idx = src.map:index_select(1, idx) end
+    self._pending = { order = self.order, start = next, count = next_count,
+                      handle = flare._prefetch_start(src.tensors, idx) }
+  end
+  return fields
 end
 
 --- loader:state_dict() -> {epoch, position, order, in_pass, size, batch_size}: where the
@@ -272,6 +321,7 @@ function Loader:load_state_dict(sd)
   if sd.position < 0 or sd.position > #self.dataset then
     error(string.format('loader:load_state_dict: position %d is outside 0..%d', sd.position, #self.dataset), 2)
   end
+  self:_drop_pending()
   self.epoch, self.position = sd.epoch, sd.position
   self.order = sd.order and sd.order:to('int64'):clone()
   self._resume = sd.order ~= nil and sd.in_pass == true or nil
