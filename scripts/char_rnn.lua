@@ -171,8 +171,7 @@ print(string.format('\nvalidation loss %.4f nats per character after %d steps (%
 for _, t in ipairs { 0.5, 1.0 } do
   print(string.format('--- temperature %.1f:\n%s\n---', t, sample(model, opt.sample_length, t)))
 end
-local save = flare.save or require('flare.serialize').save
-local load = flare.load or require('flare.serialize').load
+local save, load = flare.save, flare.load
 save(opt.out, model)
 local reloaded = load(opt.out)
 local x = val_text.tokens:narrow(1, 1, opt.seq_len):reshape(1, -1)

@@ -98,8 +98,7 @@ local history = train.fit {
 local result = train.evaluate(model, test_loader)
 print(string.format('\ntest accuracy %.4f (%d images) after %d epochs, %.0f s', result.acc, result.samples,
   #history.epochs, flare.clock() - t_start))
-local save = flare.save or require('flare.serialize').save
-local load = flare.load or require('flare.serialize').load
+local save, load = flare.save, flare.load
 save(opt.out, model)
 local again = train.evaluate(load(opt.out), test_loader)
 print(string.format('saved to %s; reloaded: test accuracy %.4f', opt.out, again.acc))

@@ -77,8 +77,7 @@ print(string.format('\ntest accuracy %.4f (%d images), trained in %.1f s (%d ste
 print(train.metrics.format_confusion(result.confusion, digits.classes))
 if history.plot_saved then print('curves saved to ' .. history.plot_saved) end
 
-local save = flare.save or require('flare.serialize').save
-local load = flare.load or require('flare.serialize').load
+local save, load = flare.save, flare.load
 save(opt.out, model)
 local reloaded = load(opt.out)
 local again = train.evaluate(reloaded, test_loader)
