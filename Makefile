@@ -31,11 +31,56 @@ SAN_REPL_OBJ := $(REPL_SRC:%.c=$(BUILD)/asan/obj/%.o)
 EDIT_LIBS := -ledit
 LUA_LIBS := -llua5.4
 
-DEBIAN_PKGS := lua5.4 liblua5.4-dev libopenblas-dev lua-busted zlib1g-dev gnuplot-nox libedit-dev
+DEBIAN_PKGS := lua5.4 liblua5.4-dev libopenblas-dev lua-busted zlib1g-dev gnuplot-nox libedit-dev g++
+
+# ---------------------------------------------------------------- CUDA
+#
+# kernels/cuda/ becomes build/flare/cuda.so when nvcc is found (`make CUDA=0` skips it); the
+# engine dlopen()s it on first use, so the same build runs on machines without a GPU. The
+# same sources, compiled by g++ against kernels/cuda/emu/, give build/flare/cuda_emu.so: the
+# CUDA emulator the specs run on when there is no GPU (FLARE_CUDA=emu).
+CXX ?= g++
+NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA ?= $(if $(NVCC),1,0)
+# Hopper natively, Ampere and Ada (cheap), and PTX of sm_90 for newer chips to compile at load.
+CUDA_ARCHS ?= 80 86 90
+CUDA_GENCODE := $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
+                -gencode arch=compute_90,code=compute_90
+NVCC_FLAGS := -std=c++17 -O3 -Xcompiler -fPIC,-Wall -MMD -MP $(CUDA_GENCODE)
+CUDA_LIBS := -lcublas
+EMU_FLAGS := -std=c++17 -O2 -g -fPIC -DFL_CUDA_EMU -Wall -Wextra -Wno-unused-parameter -MMD -MP
+
+CUDA_SRC := $(wildcard kernels/cuda/*.cu)
+EMU_SRC := $(wildcard kernels/cuda/emu/*.cc)
+CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/cuda/obj/%.o)
+EMU_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/emu/obj/%.o) $(EMU_SRC:%.cc=$(BUILD)/emu/obj/%.o)
+# the dtype helpers the kernels share with the engine
+CUDA_HOST_OBJ := $(BUILD)/obj/vm/dtype.o
+CUDA_LIBS_BUILT := $(BUILD)/flare/cuda_emu.so $(if $(filter 1,$(CUDA)),$(BUILD)/flare/cuda.so)
 
 .PHONY: all deps test test-plain test-asan bench demo install uninstall clean help check-tools
 
-all: deps $(BUILD)/flare/core.so flare
+all: deps $(BUILD)/flare/core.so flare $(CUDA_LIBS_BUILT)
+
+$(BUILD)/flare/cuda.so: $(CUDA_OBJ) $(CUDA_HOST_OBJ)
+	@mkdir -p $(dir $@)
+	$(NVCC) -shared $(CUDA_GENCODE) -o $@ $^ -Xlinker --no-undefined $(CUDA_LIBS)
+
+$(BUILD)/cuda/obj/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -c -o $@ $<
+
+$(BUILD)/flare/cuda_emu.so: $(EMU_OBJ) $(CUDA_HOST_OBJ)
+	@mkdir -p $(dir $@)
+	$(CXX) -shared -o $@ $^ -Wl,--no-undefined -lpthread -lm
+
+$(BUILD)/emu/obj/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(CXX) -x c++ $(EMU_FLAGS) -c -o $@ $<
+
+$(BUILD)/emu/obj/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_FLAGS) -c -o $@ $<
 
 flare: $(BUILD)/bin/flare
 	ln -sf $(BUILD)/bin/flare flare
@@ -65,6 +110,7 @@ $(BUILD)/asan/obj/%.o: %.c
 	$(CC) $(CFLAGS_BASE) $(SAN_FLAGS) -c -o $@ $<
 
 -include $(ENGINE_OBJ:.o=.d) $(REPL_OBJ:.o=.d) $(SAN_ENGINE_OBJ:.o=.d) $(SAN_REPL_OBJ:.o=.d)
+-include $(CUDA_OBJ:.o=.d) $(EMU_OBJ:.o=.d)
 
 # ---------------------------------------------------------------- dependencies
 

@@ -87,6 +87,7 @@ int luaopen_flare_core(lua_State *L)
     fl_bind_data(L, module, methods);
     fl_bind_serialize(L, module, methods);
     fl_bind_rnn(L, module, methods);
+    fl_bind_cuda(L, module, methods);
     lua_pushliteral(L, FL_VERSION);
     lua_setfield(L, module, "version");
     lua_settop(L, module);

@@ -81,5 +81,6 @@ void fl_bind_io(lua_State *L, int module, int methods);        /* bindings/io.c 
 void fl_bind_data(lua_State *L, int module, int methods);      /* bindings/data.c */
 void fl_bind_serialize(lua_State *L, int module, int methods); /* bindings/serialize.c */
 void fl_bind_rnn(lua_State *L, int module, int methods);       /* bindings/rnn.c */
+void fl_bind_cuda(lua_State *L, int module, int methods);      /* bindings/cuda.c */
 
 #endif

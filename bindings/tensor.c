@@ -2,6 +2,7 @@
  * GC pacing, argument readers shared by all binding files, and the basic tensor methods
  * (size, dtype, item, totable, casts, copies). */
 #include "lua_tensor.h"
+#include "../vm/cuda.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -481,29 +482,45 @@ static int m_totable(lua_State *L)
     return 1;
 }
 
-/* x:to('float64'), x:to{dtype = 'float64'}; the device form arrives with the CUDA backend. */
+/* x:to('float64'), x:to('cuda'), x:to{dtype = 'float64', device = 'cuda'}. */
 static int m_to(lua_State *L)
 {
     fl_tensor *t = fl_lua_checktensor(L, 1);
     fl_dtype dt = t->dtype;
+    fl_device dev = t->storage->device;
     if (lua_type(L, 2) == LUA_TSTRING) {
         const char *name = lua_tostring(L, 2);
         int d = fl_dtype_from_name(name);
-        if (d < 0 && strcmp(name, "cpu") != 0)
-            return luaL_argerror(L, 2, lua_pushfstring(L, "expected a dtype name or 'cpu', got '%s'", name));
-        if (d >= 0)
+        if (d >= 0) {
             dt = (fl_dtype)d;
+        } else if (strcmp(name, "cpu") == 0 || strncmp(name, "cuda", 4) == 0) {
+            lua_createtable(L, 0, 1);
+            lua_pushvalue(L, 2);
+            lua_setfield(L, -2, "device");
+            dev = fl_lua_optdevice(L, lua_gettop(L));
+            lua_pop(L, 1);
+        } else {
+            return luaL_argerror(L, 2, lua_pushfstring(L, "expected a dtype name, 'cpu' or 'cuda', got '%s'", name));
+        }
     } else if (lua_type(L, 2) == LUA_TTABLE) {
         dt = fl_lua_optdtype(L, 2, t->dtype);
+        if (lua_getfield(L, 2, "device") != LUA_TNIL)
+            dev = fl_lua_optdevice(L, 2);
+        lua_pop(L, 1);
     } else {
-        return luaL_typeerror(L, 2, "dtype name or options table");
+        return luaL_typeerror(L, 2, "dtype or device name, or options table");
     }
-    if (dt == t->dtype) {
+    bool same_device = dev.type == t->storage->device.type && dev.index == t->storage->device.index;
+    if (dt == t->dtype && same_device) {
         lua_settop(L, 1);
         return 1;
     }
     fl_tensor **slot = fl_lua_newslot(L);
-    fl_lua_fill(L, slot, fl_cast(t, dt), "to");
+    fl_tensor *moved = fl_to_device(t, dev);
+    fl_tensor *r = moved && dt != t->dtype ? fl_cast(moved, dt) : moved;
+    if (r != moved)
+        fl_tensor_release(moved);
+    fl_lua_fill(L, slot, r, "to");
     return 1;
 }
 

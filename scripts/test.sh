@@ -27,12 +27,21 @@ run() {
 
 run "lua5.4 + build/flare/core.so" lua5.4 /usr/bin/busted -o spec/support/summary.lua "$@" spec
 
+# The CUDA specs once more on the CUDA emulator (kernels/cuda/emu): without a GPU the run
+# above skipped them, and with one this checks the emulator still agrees.
+run "spec/cuda on the CUDA emulator (FLARE_CUDA=emu)" \
+    env FLARE_CUDA=emu lua5.4 /usr/bin/busted -o spec/support/summary.lua "$@" spec/cuda
+
 export ASAN_OPTIONS="allocator_may_return_null=1:detect_leaks=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$(pwd)/spec/support/lsan.supp:print_suppressions=0"
 export FLARE_SANITIZED=1
 run "AddressSanitizer + UndefinedBehaviorSanitizer (build/asan/bin/flare)" \
     build/asan/bin/flare /usr/bin/busted -o spec/support/summary.lua "$@" spec
+# ASan warns once that it cannot follow the emulator's coroutine stacks (swapcontext).
+run "spec/cuda on the CUDA emulator, sanitized" \
+    env FLARE_CUDA=emu FLARE_CUDA_LIB="$(pwd)/build/flare/cuda_emu.so" \
+    build/asan/bin/flare /usr/bin/busted -o spec/support/summary.lua "$@" spec/cuda
 
 awk '
   { passed += $1; failed += $2 + $3 }

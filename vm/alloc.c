@@ -3,6 +3,8 @@
  * so that a training loop reuses its buffers instead of faulting fresh pages every step.
  * Requests larger than the machine's memory fail with a message instead of being tried. */
 #include "alloc.h"
+#include "cuda.h"
+#include "../kernels/cuda/runtime.h"
 
 #include <malloc.h>
 #include <stdatomic.h>
@@ -133,14 +135,16 @@ static const char *human_bytes(char *buf, size_t len, double b)
     return buf;
 }
 
+static void (*oom_handler)(void);
+
+void fl_set_oom_handler(void (*handler)(void)) { oom_handler = handler; }
+
 fl_storage *fl_storage_new(size_t nbytes, fl_device dev)
 {
+    if (dev.type != FL_DEVICE_CPU && fl_check_device(dev) < 0)
+        return NULL;
     const fl_allocator *a = allocators[dev.type];
     char want[32], have[32];
-    if (!a) {
-        fl_error("device '%s' is not available", dev.type == FL_DEVICE_CUDA ? "cuda" : "cpu");
-        return NULL;
-    }
     if (nbytes > physical_memory() || nbytes > SIZE_MAX - HEADER_BYTES) {
         fl_error("out of memory: a tensor of %s is more than this machine's memory (%s)",
                  human_bytes(want, sizeof want, (double)nbytes),
@@ -158,6 +162,11 @@ fl_storage *fl_storage_new(size_t nbytes, fl_device dev)
         if (!s)
             goto oom;
         s->data = nbytes ? a->alloc(nbytes) : NULL;
+        if (nbytes && !s->data && oom_handler) {
+            /* device memory held only by garbage Lua has not collected yet comes back */
+            oom_handler();
+            s->data = a->alloc(nbytes);
+        }
         if (nbytes && !s->data) {
             free(s);
             goto oom;
@@ -167,6 +176,7 @@ fl_storage *fl_storage_new(size_t nbytes, fl_device dev)
     s->refcount = 1;
     s->device = dev;
     s->version = 0;
+    s->pinned = false;
     atomic_fetch_add(&bytes_live, nbytes);
     atomic_fetch_add(&bytes_total, nbytes);
     return s;
@@ -181,11 +191,31 @@ void fl_storage_release(fl_storage *s)
         return;
     atomic_fetch_sub(&bytes_live, s->nbytes);
     const fl_allocator *a = allocators[s->device.type];
-    if (s->device.type == FL_DEVICE_CPU) {
+    if (s->pinned) {
+        FL_CUDA(fl_cuda_host_free)(s->data);
+        free(s);
+    } else if (s->device.type == FL_DEVICE_CPU) {
         a->free(s, HEADER_BYTES + s->nbytes);
     } else {
         if (s->data)
             a->free(s->data, s->nbytes);
         free(s);
     }
+}
+
+fl_storage *fl_storage_new_pinned(size_t nbytes)
+{
+    if (fl_check_device((fl_device){FL_DEVICE_CUDA, 0}) < 0)
+        return NULL;
+    fl_storage *s = malloc(sizeof *s);
+    void *data = s ? FL_CUDA(fl_cuda_host_alloc)(nbytes) : NULL;
+    if (!data) {
+        free(s);
+        fl_error("out of memory: could not allocate %zu bytes of pinned host memory", nbytes);
+        return NULL;
+    }
+    *s = (fl_storage){.data = data, .nbytes = nbytes, .refcount = 1, .device = FL_CPU, .pinned = true};
+    atomic_fetch_add(&bytes_live, nbytes);
+    atomic_fetch_add(&bytes_total, nbytes);
+    return s;
 }

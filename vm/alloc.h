@@ -15,6 +15,11 @@ void fl_allocator_register(fl_device_type type, const fl_allocator *a);
 const fl_allocator *fl_allocator_for(fl_device_type type);
 
 fl_storage *fl_storage_new(size_t nbytes, fl_device dev);
+/* Called once when a device allocation fails, before trying again: the binding runs a full
+ * garbage collection there, so unreachable tensors give their memory back first. */
+void fl_set_oom_handler(void (*handler)(void));
 void fl_storage_release(fl_storage *s);
+/* CPU storage in page-locked memory from the CUDA library (faster transfers). */
+fl_storage *fl_storage_new_pinned(size_t nbytes);
 
 #endif

@@ -17,6 +17,7 @@ typedef enum {
     FL_GRAD_CLAMP,           /* dargs = lo, hi (NaN = absent) */
     FL_GRAD_WHERE,           /* saved[0] = condition */
     FL_GRAD_CAST,            /* back to the input's dtype */
+    FL_GRAD_TO_DEVICE,       /* vm/cuda.c: back to the input's device, iargs = type, index */
     FL_GRAD_SOFTMAX,         /* vm/loss.c: iargs = dim, log */
     FL_GRAD_CROSS_ENTROPY,   /* vm/loss.c */
     FL_GRAD_NLL,             /* vm/loss.c */

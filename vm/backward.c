@@ -4,6 +4,7 @@
  * gradients are summed back to the input's shape afterwards. */
 #include "arena.h"
 #include "autograd.h"
+#include "cuda.h"
 #include "iter.h"
 #include "../kernels/cpu/kernels.h"
 
@@ -176,6 +177,10 @@ int fl_backward_rule(fl_node *n, const fl_tensor *g, fl_tensor **grads)
     }
     case FL_GRAD_CAST:
         grads[0] = g->dtype == n->in_dtype[0] ? fl_tensor_retain((fl_tensor *)g) : fl_cast(g, n->in_dtype[0]);
+        A.failed = !grads[0];
+        break;
+    case FL_GRAD_TO_DEVICE:
+        grads[0] = fl_to_device(g, (fl_device){(fl_device_type)n->iargs[0], (int)n->iargs[1]});
         A.failed = !grads[0];
         break;
     case FL_GRAD_SOFTMAX:

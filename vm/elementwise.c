@@ -1,7 +1,9 @@
 /* elementwise.c: broadcasting binary and unary ops, casts, copies and fills, with PyTorch's
  * type promotion. Shapes and dtypes are worked out here; the arithmetic is in kernels/. */
 #include "autograd.h"
+#include "cuda.h"
 #include "iter.h"
+#include "../kernels/cuda/elementwise.h"
 #include "../kernels/cpu/kernels.h"
 
 #include <math.h>
@@ -124,6 +126,8 @@ static int binary_into(fl_binop op, fl_tensor *out, const fl_tensor *a, const fl
     fl_iter it;
     const fl_tensor *ts[3] = {out, a, b};
     fl_iter_init(&it, out->ndim, out->shape, 3, ts);
+    if (fl_is_cuda(out))
+        return fl_cuda_status(FL_CUDA(fl_cuda_binary)(op, a->dtype, &it));
     binary_ctx c = {op, a->dtype, 0};
     fl_iter_run(&it, binary_run, &c, true);
     if (atomic_load(&c.failed)) {
@@ -313,7 +317,12 @@ fl_tensor *fl_unary(fl_unop op, const fl_tensor *a)
         const fl_tensor *ts[2] = {out, ca};
         fl_iter_init(&it, out->ndim, out->shape, 2, ts);
         unary_ctx c = {op, idt};
-        fl_iter_run(&it, unary_run, &c, true);
+        if (!fl_is_cuda(out)) {
+            fl_iter_run(&it, unary_run, &c, true);
+        } else if (fl_cuda_status(FL_CUDA(fl_cuda_unary)(op, idt, odt, &it)) < 0) {
+            fl_tensor_release(out);
+            out = NULL;
+        }
     }
     fl_tensor_release(ca);
     if (out && unop_is_differentiable(op) && fl_needs_grad(a)) {
@@ -343,8 +352,10 @@ int fl_unary_(fl_unop op, fl_tensor *a)
     const fl_tensor *ts[2] = {a, a};
     fl_iter_init(&it, a->ndim, a->shape, 2, ts);
     unary_ctx c = {op, a->dtype};
-    fl_iter_run(&it, unary_run, &c, true);
     a->storage->version++;
+    if (fl_is_cuda(a))
+        return fl_cuda_status(FL_CUDA(fl_cuda_unary)(op, a->dtype, a->dtype, &it));
+    fl_iter_run(&it, unary_run, &c, true);
     return 0;
 }
 
@@ -369,7 +380,12 @@ fl_tensor *fl_clamp(const fl_tensor *a, double lo, double hi)
     const fl_tensor *ts[2] = {out, a};
     fl_iter_init(&it, out->ndim, out->shape, 2, ts);
     clamp_ctx c = {a->dtype, lo, hi, !isnan(lo), !isnan(hi)};
-    fl_iter_run(&it, clamp_run, &c, true);
+    if (!fl_is_cuda(out)) {
+        fl_iter_run(&it, clamp_run, &c, true);
+    } else if (fl_cuda_status(FL_CUDA(fl_cuda_clamp)(c.dt, &it, lo, hi, c.has_lo, c.has_hi)) < 0) {
+        fl_tensor_release(out);
+        return NULL;
+    }
     if (fl_needs_grad(a)) {
         fl_node *n = fl_node_new(FL_GRAD_CLAMP, "clamp", 1, &a);
         if (n) {
@@ -415,7 +431,12 @@ fl_tensor *fl_where(const fl_tensor *cond, const fl_tensor *a, const fl_tensor *
         const fl_tensor *ts[4] = {out, cond, ca, cb};
         fl_iter_init(&it, nd, shape, 4, ts);
         where_ctx c = {dt};
-        fl_iter_run(&it, where_run, &c, true);
+        if (!fl_is_cuda(out)) {
+            fl_iter_run(&it, where_run, &c, true);
+        } else if (fl_cuda_status(FL_CUDA(fl_cuda_where)(dt, &it)) < 0) {
+            fl_tensor_release(out);
+            out = NULL;
+        }
     }
     fl_tensor_release(ca);
     fl_tensor_release(cb);
@@ -435,8 +456,15 @@ int fl_copy(fl_tensor *dst, const fl_tensor *src)
 {
     int64_t shape[FL_MAX_DIMS];
     char b1[160], b2[160];
-    if (check_same_device(dst, src) < 0 || check_inplace(dst) < 0)
+    if (check_inplace(dst) < 0)
         return -1;
+    if (dst->storage->device.type != src->storage->device.type) {
+        /* across devices: move the source first, then copy (and convert) on dst's side */
+        fl_tensor *moved = fl_move(src, dst->storage->device);
+        int rc = moved ? fl_copy(dst, moved) : -1;
+        fl_tensor_release(moved);
+        return rc;
+    }
     int nd = fl_broadcast_shape(dst->ndim, dst->shape, src->ndim, src->shape, shape);
     if (nd != dst->ndim || memcmp(shape, dst->shape, (size_t)nd * sizeof *shape) != 0) {
         fl_error("source of shape %s cannot be broadcast to destination shape %s",
@@ -448,8 +476,10 @@ int fl_copy(fl_tensor *dst, const fl_tensor *src)
     const fl_tensor *ts[2] = {dst, src};
     fl_iter_init(&it, dst->ndim, dst->shape, 2, ts);
     fl_dtype dts[2] = {dst->dtype, src->dtype};
-    fl_iter_run(&it, cast_run, dts, true);
     dst->storage->version++;
+    if (fl_is_cuda(dst))
+        return fl_cuda_status(FL_CUDA(fl_cuda_cast)(dst->dtype, src->dtype, &it));
+    fl_iter_run(&it, cast_run, dts, true);
     return 0;
 }
 
@@ -467,8 +497,10 @@ int fl_fill(fl_tensor *t, double v)
     const fl_tensor *ts[1] = {t};
     fl_iter_init(&it, t->ndim, t->shape, 1, ts);
     double args[2] = {v, (double)t->dtype};
-    fl_iter_run(&it, fill_run, args, true);
     t->storage->version++;
+    if (fl_is_cuda(t))
+        return fl_cuda_status(FL_CUDA(fl_cuda_fill)(t->dtype, &it, v));
+    fl_iter_run(&it, fill_run, args, true);
     return 0;
 }
 

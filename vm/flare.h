@@ -54,6 +54,7 @@ typedef struct fl_storage {
     int64_t refcount;
     fl_device device;
     uint32_t version;      /* bumped by every in-place write; autograd checks it */
+    bool pinned;           /* page-locked host memory (CPU storage from fl_pin_memory) */
 } fl_storage;
 
 struct fl_node;
