@@ -119,13 +119,18 @@ deps:
 
 # ---------------------------------------------------------------- tests
 
-test: deps all $(BUILD)/asan/bin/flare
+# Builds in parallel: the two CUDA libraries and the sanitized build take a while.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
+test: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) all $(BUILD)/asan/bin/flare
 	@scripts/test.sh
 
 bench: all
 	@scripts/bench/run.sh
 
-demo: all
+demo: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@./flare scripts/train_digits.lua --plot
 
 # ---------------------------------------------------------------- install

@@ -1,6 +1,7 @@
 /* creation.c: flare.tensor{...}, zeros/ones/full/empty, ranges, eye, random tensors,
  * the *_like forms, and the generator's seed and state. */
 #include "lua_tensor.h"
+#include "../vm/cuda.h"
 
 #include <math.h>
 #include <string.h>
@@ -71,6 +72,19 @@ static void fill_from_table(lua_State *L, int idx, int depth, const fl_tensor *t
     }
 }
 
+/* Creation runs on the host; {device = 'cuda'} then moves the result into place. */
+static void move_slot(lua_State *L, fl_tensor **slot, int opts, const char *fname)
+{
+    fl_device dev = fl_lua_optdevice(L, opts);
+    if (dev.type == FL_DEVICE_CPU)
+        return;
+    fl_tensor *moved = fl_move(*slot, dev);
+    if (!moved)
+        fl_lua_error(L, fname);
+    fl_tensor_release(*slot);
+    *slot = moved;
+}
+
 static int f_tensor(lua_State *L)
 {
     int64_t shape[FL_MAX_DIMS];
@@ -82,6 +96,7 @@ static int f_tensor(lua_State *L)
         fl_dtype dt = fl_lua_optdtype(L, 2, src->dtype);
         fl_tensor **slot = fl_lua_newslot(L);
         fl_lua_fill(L, slot, fl_cast(src, dt), "tensor");
+        move_slot(L, slot, 2, "tensor");
         return 1;
     }
     if (lua_type(L, 1) != LUA_TTABLE && lua_type(L, 1) != LUA_TNUMBER && lua_type(L, 1) != LUA_TBOOLEAN)
@@ -94,7 +109,8 @@ static int f_tensor(lua_State *L)
     fl_lua_fill(L, slot, t, "tensor");
     int64_t pos = 0;
     fill_from_table(L, 1, 0, t, &pos);
-    fl_lua_apply_requires_grad(L, 2, t);
+    move_slot(L, slot, 2, "tensor");
+    fl_lua_apply_requires_grad(L, 2, *slot);
     return 1;
 }
 
@@ -216,6 +232,7 @@ static int f_arange(lua_State *L)
     fl_dtype dt = fl_lua_optdtype(L, opts, all_int ? FL_DTYPE_I64 : FL_DTYPE_F32);
     fl_tensor **slot = fl_lua_newslot(L);
     fl_lua_fill(L, slot, fl_arange(start, end, step, dt), "arange");
+    move_slot(L, slot, opts, "arange");
     return 1;
 }
 
@@ -226,6 +243,7 @@ static int f_linspace(lua_State *L)
     fl_dtype dt = fl_lua_optdtype(L, 4, FL_DTYPE_F32);
     fl_tensor **slot = fl_lua_newslot(L);
     fl_lua_fill(L, slot, fl_linspace(start, end, n, dt), "linspace");
+    move_slot(L, slot, 4, "linspace");
     return 1;
 }
 
@@ -242,6 +260,7 @@ static int f_eye(lua_State *L)
     fl_dtype dt = fl_lua_optdtype(L, opts, FL_DTYPE_F32);
     fl_tensor **slot = fl_lua_newslot(L);
     fl_lua_fill(L, slot, fl_eye(n, m, dt), "eye");
+    move_slot(L, slot, opts, "eye");
     return 1;
 }
 
@@ -262,7 +281,7 @@ static int f_randint(lua_State *L)
         return luaL_error(L, "randint: expected low < high, got low=%I high=%I", (lua_Integer)lo, (lua_Integer)hi);
     fl_dtype dt = fl_lua_optdtype(L, next, FL_DTYPE_I64);
     fl_tensor **slot = fl_lua_newslot(L);
-    fl_tensor *t = fl_tensor_empty(dt, ndim, shape, FL_CPU);
+    fl_tensor *t = fl_tensor_empty(dt, ndim, shape, fl_lua_optdevice(L, next));
     fl_lua_fill(L, slot, t, "randint");
     if (fl_rand_int(t, lo, hi) < 0)
         return fl_lua_error(L, "randint");
@@ -277,6 +296,7 @@ static int f_randperm(lua_State *L)
     fl_dtype dt = fl_lua_optdtype(L, 2, FL_DTYPE_I64);
     fl_tensor **slot = fl_lua_newslot(L);
     fl_lua_fill(L, slot, fl_randperm(n, dt), "randperm");
+    move_slot(L, slot, 2, "randperm");
     return 1;
 }
 

@@ -206,5 +206,10 @@ void fl_bind_cuda(lua_State *L, int module, int methods)
     fl_set_oom_handler(collect_garbage);
     fl_lua_register(L, module, methods, cuda_methods);
     luaL_newlib(L, cuda_functions);
+    /* the GEMM settings and benchmark live with the other matmul bindings (bindings/linalg.c) */
+    lua_getfield(L, module, "_cuda_set_allow_tf32");
+    lua_setfield(L, -2, "set_allow_tf32");
+    lua_getfield(L, module, "_cuda_bench_gemm");
+    lua_setfield(L, -2, "_bench_gemm");
     lua_setfield(L, module, "cuda");
 }

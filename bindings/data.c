@@ -3,6 +3,7 @@
  * tensor's bytes, for writers such as flare.save_npy) and flare._prefetch_start (the
  * loader's opt-in background batch gather). */
 #include "lua_tensor.h"
+#include "../vm/cuda.h"
 #include "../vm/data.h"
 
 #include <string.h>
@@ -81,11 +82,10 @@ static int f_crc32(lua_State *L)
 static int f_tobytes(lua_State *L)
 {
     fl_tensor *t = fl_lua_checktensor(L, 1);
-    if (t->storage->device.type != FL_DEVICE_CPU)
-        return luaL_argerror(L, 1, "expected a CPU tensor");
-    /* the contiguous copy, if one is needed, lives in a slot so that nothing leaks */
+    /* the contiguous copy, if one is needed, lives in a slot so that nothing leaks; a device
+     * tensor is copied to the host (contiguous) */
     fl_tensor **slot = fl_lua_newslot(L);
-    fl_lua_fill(L, slot, fl_contiguous(t), "_tobytes");
+    fl_lua_fill(L, slot, fl_is_cuda(t) ? fl_move(t, FL_CPU) : fl_contiguous(t), "_tobytes");
     lua_pushlstring(L, fl_tensor_data(*slot), (size_t)(*slot)->numel * fl_dtype_size(t->dtype));
     return 1;
 }

@@ -1,6 +1,7 @@
 /* io.c: files and raw bytes from Lua: flare.read_file (gzip read transparently) and
  * flare.frombuffer (a tensor from a Lua string's bytes). */
 #include "lua_tensor.h"
+#include "../vm/cuda.h"
 #include "../vm/io.h"
 
 #include <stdlib.h>
@@ -30,7 +31,8 @@ static int f_read_file(lua_State *L)
 }
 
 /* flare.frombuffer(bytes, {dtype = 'uint8', offset = 0 (bytes, 0-based), shape = {...}
- * (default: all that is left, 1-d), byteorder = 'little' | 'big'}) -> a new tensor */
+ * (default: all that is left, 1-d), byteorder = 'little' | 'big', device = 'cpu'}) -> a new
+ * tensor */
 static int f_frombuffer(lua_State *L)
 {
     size_t len;
@@ -72,8 +74,13 @@ static int f_frombuffer(lua_State *L)
         return luaL_error(L, "frombuffer: %I elements of %s need %I bytes, only %I are left after offset %I",
                           (lua_Integer)numel, fl_dtype_name(dt), (lua_Integer)(numel * (int64_t)es),
                           (lua_Integer)avail, offset);
+    fl_device dev = fl_lua_optdevice(L, 2);
     fl_tensor **slot = fl_lua_newslot(L);
     fl_lua_fill(L, slot, fl_from_bytes(bytes + offset, (size_t)numel * es, dt, ndim, shape, big), "frombuffer");
+    if (dev.type != FL_DEVICE_CPU) {   /* read on the host, then one copy to the device */
+        fl_tensor **moved = fl_lua_newslot(L);
+        fl_lua_fill(L, moved, fl_move(*slot, dev), "frombuffer");
+    }
     return 1;
 }
 

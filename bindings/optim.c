@@ -298,7 +298,7 @@ static double check_norm_type(lua_State *L, int arg)
 
 /* flare._clip_grad_norm(grads, max_norm[, norm_type = 2[, error_if_nonfinite = false]]):
  * scales the gradients in place; returns the total norm before clipping as a 0-dim tensor
- * (of the first gradient's dtype). */
+ * of the first gradient's dtype, on its device (as PyTorch). */
 static int f_clip_grad_norm(lua_State *L)
 {
     int n = list_length(L, 1);
@@ -307,11 +307,12 @@ static int f_clip_grad_norm(lua_State *L)
     bool error_if_nonfinite = lua_toboolean(L, 4);
     fl_tensor **grads = read_list(L, 1, n, "gradients", false);
     fl_dtype dt = n > 0 ? grads[0]->dtype : FL_DTYPE_F32;
+    fl_device dev = n > 0 ? grads[0]->storage->device : FL_CPU;
     fl_tensor **slot = fl_lua_newslot(L);
     double total;
     if (fl_clip_grad_norm(n, grads, max_norm, p, error_if_nonfinite, &total) < 0)
         return fl_lua_error(L, "clip_grad_norm_");
-    fl_lua_fill(L, slot, fl_scalar_tensor(total, fl_dtype_is_float(dt) ? dt : FL_DTYPE_F32, FL_CPU), "clip_grad_norm_");
+    fl_lua_fill(L, slot, fl_scalar_tensor(total, fl_dtype_is_float(dt) ? dt : FL_DTYPE_F32, dev), "clip_grad_norm_");
     return 1;
 }
 

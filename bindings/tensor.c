@@ -440,18 +440,24 @@ static void push_element(lua_State *L, fl_dtype dt, const void *base, int64_t i)
         lua_pushinteger(L, fl_load_i64(dt, base, i));
 }
 
-static void require_cpu(lua_State *L, const fl_tensor *t, const char *fname)
+/* Values read from Lua come through the host, as PyTorch's .item() does: a device tensor
+ * is copied to a CPU tensor, kept in a slot pushed on the stack (so nothing leaks if a
+ * later step raises). A CPU tensor is returned as is, with nothing pushed. */
+static fl_tensor *on_host(lua_State *L, fl_tensor *t, const char *fname)
 {
-    if (t->storage->device.type != FL_DEVICE_CPU)
-        luaL_error(L, "%s: expected a CPU tensor, got one on cuda (use x:cpu())", fname);
+    if (!fl_is_cuda(t))
+        return t;
+    fl_tensor **slot = fl_lua_newslot(L);
+    fl_lua_fill(L, slot, fl_move(t, FL_CPU), fname);
+    return *slot;
 }
 
 static int m_item(lua_State *L)
 {
     fl_tensor *t = fl_lua_checktensor(L, 1);
-    require_cpu(L, t, "item");
     if (t->numel != 1)
         return luaL_error(L, "item: expected a tensor with one element, got %I elements", (lua_Integer)t->numel);
+    t = on_host(L, t, "item");
     push_element(L, t->dtype, t->storage->data, t->offset);
     return 1;
 }
@@ -471,8 +477,7 @@ static void totable_dim(lua_State *L, const fl_tensor *t, int d, int64_t off)
 
 static int m_totable(lua_State *L)
 {
-    fl_tensor *t = fl_lua_checktensor(L, 1);
-    require_cpu(L, t, "totable");
+    fl_tensor *t = on_host(L, fl_lua_checktensor(L, 1), "totable");
     if (t->ndim == 0) {
         push_element(L, t->dtype, t->storage->data, t->offset);
         return 1;
@@ -587,6 +592,20 @@ static int m_zero_(lua_State *L)
     return 1;
 }
 
+
+/* x:set_(y): x becomes a view of y's data (y's storage, dtype, shape and strides) and stays
+ * the same object, so references to it (an optimizer's) follow; nn.Module:to moves
+ * parameters with it. */
+static int m_set_(lua_State *L)
+{
+    fl_tensor *t = fl_lua_checktensor(L, 1);
+    fl_tensor *src = fl_lua_checktensor(L, 2);
+    if (fl_tensor_set_(t, src) < 0)
+        return fl_lua_error(L, "set_");
+    lua_settop(L, 1);
+    return 1;
+}
+
 static int f_is_tensor(lua_State *L)
 {
     lua_pushboolean(L, fl_lua_totensor(L, 1) != NULL);
@@ -624,6 +643,7 @@ static const fl_lua_reg tensor_regs[] = {
     {"nbytes", m_nbytes, FL_REG_METHOD, 0},
     {"item", m_item, FL_REG_METHOD, 0},
     {"totable", m_totable, FL_REG_METHOD, 0},
+    {"tolist", m_totable, FL_REG_METHOD, 0},
     {"to", m_to, FL_REG_METHOD, 0},
     {"float", m_cast, FL_REG_METHOD, FL_DTYPE_F32},
     {"double", m_cast, FL_REG_METHOD, FL_DTYPE_F64},
@@ -636,6 +656,7 @@ static const fl_lua_reg tensor_regs[] = {
     {"copy_", m_copy_, FL_REG_METHOD, 0},
     {"fill_", m_fill_, FL_REG_METHOD, 0},
     {"zero_", m_zero_, FL_REG_METHOD, 0},
+    {"set_", m_set_, FL_REG_METHOD, 0},
     {"is_tensor", f_is_tensor, FL_REG_MODULE, 0},
     {NULL, NULL, 0, 0},
 };

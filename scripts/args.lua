@@ -39,7 +39,7 @@ function M.parse(argv, spec)
   local have = {}
   for _, o in ipairs(spec) do have[o[1]] = true end
   if not have.seed then spec[#spec + 1] = { 'seed', 1, 'random seed' } end
-  if not have.device then spec[#spec + 1] = { 'device', 'cpu', "where to train: 'cpu' ('cuda' needs the CUDA backend)" } end
+  if not have.device then spec[#spec + 1] = { 'device', 'cpu', "where to train: 'cpu' or 'cuda' (a GPU)" } end
   local by_name, opts = {}, {}
   for _, o in ipairs(spec) do
     by_name[o[1]] = o
@@ -91,10 +91,13 @@ function M.parse(argv, spec)
     i = i + 1
   end
   if opts.device ~= 'cpu' then
-    if opts.device:match('^cuda') then
-      die(spec, "--device " .. opts.device .. ": this flare has no CUDA backend yet (it is planned); use --device cpu")
+    if not opts.device:match('^cuda[:%d]*$') then
+      die(spec, "--device must be 'cpu' or 'cuda', got '" .. tostring(opts.device) .. "'")
     end
-    die(spec, "--device must be 'cpu' or 'cuda', got '" .. tostring(opts.device) .. "'")
+    local flare = require 'flare'
+    if not flare.cuda.is_available() then
+      die(spec, '--device ' .. opts.device .. ': no usable GPU (' .. tostring(flare.cuda.why_unavailable()) .. '); use --device cpu')
+    end
   end
   return opts
 end

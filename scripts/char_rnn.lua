@@ -6,6 +6,7 @@
 --   flare scripts/char_rnn.lua [--epochs 1] [--lr 2e-3] [--batch-size 32] [--seq-len 64]
 --        [--hidden 256] [--layers 1] [--max-steps N] [--sample-every 100] [--temperature 0.8]
 --        [--text FILE] [--checkpoint ck.flare] [--resume ck.flare] [--out char_rnn.flare]
+--        [--device cpu|cuda]
 --
 -- An epoch is one pass over 90% of the text in windows of seq-len characters (the last
 -- 10% is held out to validate). On 2 cores one epoch (about 490 steps) takes about a
@@ -52,7 +53,9 @@ local corpus = opt.text ~= '' and data.text(opt.text) or data.shakespeare()
 local vocab = corpus.vocab
 local train_text, val_text = corpus:split(0.9)
 local seqs = train_text:sequences(opt.seq_len)
-local loader = data.loader(seqs, { batch_size = opt.batch_size, shuffle = true, drop_last = true })
+-- with --device cuda, batches arrive on the GPU and the model lives there
+local dev = opt.device ~= 'cpu' and opt.device or nil
+local loader = data.loader(seqs, { batch_size = opt.batch_size, shuffle = true, drop_last = true, device = dev })
 print(string.format('%d characters, %d distinct; %d training sequences of %d, %d batches an epoch',
   #corpus, #vocab, #seqs, opt.seq_len, #loader))
 
@@ -72,7 +75,7 @@ function CharRNN:forward(tokens, state)
   return self.head(out), new_state
 end
 
-local model = CharRNN(#vocab, opt.embed, opt.hidden, opt.layers)
+local model = CharRNN(#vocab, opt.embed, opt.hidden, opt.layers):to(opt.device)
 print(model)
 local optimizer = optim.Adam(model:parameters(), { lr = opt.lr })
 
@@ -90,7 +93,7 @@ local function sample(m, n, temperature)
   local was_training = m.training
   m:eval()
   local _ <close> = flare.no_grad()
-  local logits, state = m(vocab:encode(prime):reshape(1, -1))
+  local logits, state = m(vocab:encode(prime):reshape(1, -1):to(opt.device))
   local out = {}
   for i = 1, n do
     local last = logits:select(2, logits:size(2)):reshape(-1)        -- (V)
@@ -99,7 +102,7 @@ local function sample(m, n, temperature)
     -- the first index whose cumulative probability passes u
     local k = math.min(p:cumsum(1):lt(u):sum():item() + 1, #vocab)
     out[i] = vocab.itos[k]
-    logits, state = m(flare.tensor({ { k } }), state)
+    logits, state = m(flare.tensor({ { k } }):to(opt.device), state)
   end
   m:train(was_training)
   return prime .. table.concat(out)
@@ -108,7 +111,7 @@ end
 -- Validation loss on (up to) 20 batches of 64 sequences of held-out text.
 local val_seqs = val_text:sequences(opt.seq_len)
 val_seqs = data.Subset(val_seqs, flare.arange(1, math.min(#val_seqs, 20 * 64) + 1))
-local val_loader = data.loader(val_seqs, { batch_size = 64 })
+local val_loader = data.loader(val_seqs, { batch_size = 64, device = dev })
 local function validate()
   return train.evaluate(model, val_loader, { loss = function(logits, y)
     return nn.cross_entropy(logits:reshape(-1, #vocab), y:reshape(-1))
@@ -173,8 +176,8 @@ for _, t in ipairs { 0.5, 1.0 } do
 end
 local save, load = flare.save, flare.load
 save(opt.out, model)
-local reloaded = load(opt.out)
-local x = val_text.tokens:narrow(1, 1, opt.seq_len):reshape(1, -1)
+local reloaded = load(opt.out, { device = opt.device })
+local x = val_text.tokens:narrow(1, 1, opt.seq_len):reshape(1, -1):to(opt.device)
 model:eval()
 reloaded:eval()
 local same = flare.no_grad(function() return model(x):eq(reloaded(x)):all():item() end)

@@ -4,6 +4,7 @@
 --   flare scripts/cifar10_cnn.lua --data ~/data/cifar-10-batches-bin [--epochs 50] [--lr 1e-4]
 --        [--batch-size 32] [--optimizer rmsprop|adam] [--no-augment] [--limit N] [--plot]
 --        [--log cifar.csv] [--checkpoint ck-{epoch}.flare] [--resume ck-9.flare]
+--        [--device cpu|cuda]
 --
 -- The directory holds data_batch_1.bin .. data_batch_5.bin and test_batch.bin (the
 -- "binary version" of CIFAR-10), or the cifar-10-batches-bin folder the archive unpacks to.
@@ -62,8 +63,11 @@ print(string.format('CIFAR-10: %d training and %d test images of 32x32 pixels, 1
 
 local T = data.transforms
 local augment = opt.augment and T.compose { T.random_crop(32, { padding = 3 }), T.hflip() } or nil
-local train_loader = data.loader(trainset, { batch_size = opt.batch_size, shuffle = true, transform = augment })
-local test_loader = data.loader(testset, { batch_size = 500 })
+-- with --device cuda the loaders deliver batches on the GPU (augmented on the CPU first)
+local dev = opt.device ~= 'cpu' and opt.device or nil
+local train_loader = data.loader(trainset, { batch_size = opt.batch_size, shuffle = true, transform = augment,
+                                             device = dev })
+local test_loader = data.loader(testset, { batch_size = 500, device = dev })
 
 -- ---------------------------------------------------------------- model
 local model = nn.Sequential {
@@ -98,7 +102,7 @@ local history = train.fit {
   resume = opt.resume ~= '' and opt.resume or nil,
   plot = opt.plot and { title = 'CIFAR-10: simple deep CNN', save = opt.png } or nil,
   progress = opt.progress == 'none' and false or opt.progress,
-  metrics = { 'confusion' }, classes = classes,
+  metrics = { 'confusion' }, classes = classes, device = opt.device,
 }
 
 -- ---------------------------------------------------------------- save, reload, test
@@ -107,7 +111,7 @@ print(string.format('\ntest accuracy %.4f (%d images) after %d epochs, %.0f s', 
   #history.epochs, flare.clock() - t_start))
 local save, load = flare.save, flare.load
 save(opt.out, model)
-local again = train.evaluate(load(opt.out), test_loader)
+local again = train.evaluate(load(opt.out, { device = opt.device }), test_loader)
 print(string.format('saved to %s; reloaded: test accuracy %.4f', opt.out, again.acc))
 if again.acc ~= result.acc then
   io.stderr:write('error: the reloaded model does not reproduce the trained one\n')

@@ -4,6 +4,7 @@
 --   flare scripts/mnist_cnn.lua --data ~/data/mnist [--epochs 12] [--lr 1.0] [--batch-size 128]
 --        [--optimizer adadelta|adam] [--limit N] [--plot] [--log mnist.csv]
 --        [--checkpoint ck-{epoch}.flare] [--resume ck-3.flare] [--out mnist_cnn.flare]
+--        [--device cpu|cuda]
 --
 -- The directory holds train-images-idx3-ubyte, train-labels-idx1-ubyte,
 -- t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (raw or .gz, as distributed).
@@ -59,8 +60,10 @@ local classes = trainset.classes
 if opt.limit > 0 and opt.limit < #trainset then trainset = data.Subset(trainset, flare.arange(1, opt.limit + 1)) end
 print(string.format('MNIST: %d training and %d test images of 28x28 pixels', #trainset, #testset))
 
-local train_loader = data.loader(trainset, { batch_size = opt.batch_size, shuffle = true })
-local test_loader = data.loader(testset, { batch_size = 500 })
+-- with --device cuda the loaders deliver batches on the GPU (through pinned memory)
+local dev = opt.device ~= 'cpu' and opt.device or nil
+local train_loader = data.loader(trainset, { batch_size = opt.batch_size, shuffle = true, device = dev })
+local test_loader = data.loader(testset, { batch_size = 500, device = dev })
 
 -- ---------------------------------------------------------------- model
 local model = nn.Sequential {
@@ -91,7 +94,7 @@ local history = train.fit {
   resume = opt.resume ~= '' and opt.resume or nil,
   plot = opt.plot and { title = 'MNIST: two-conv CNN', save = opt.png } or nil,
   progress = opt.progress == 'none' and false or opt.progress,
-  metrics = { 'confusion' }, classes = classes,
+  metrics = { 'confusion' }, classes = classes, device = opt.device,
 }
 
 -- ---------------------------------------------------------------- save, reload, test
@@ -100,7 +103,7 @@ print(string.format('\ntest accuracy %.4f (%d images) after %d epochs, %.0f s', 
   #history.epochs, flare.clock() - t_start))
 local save, load = flare.save, flare.load
 save(opt.out, model)
-local again = train.evaluate(load(opt.out), test_loader)
+local again = train.evaluate(load(opt.out, { device = opt.device }), test_loader)
 print(string.format('saved to %s; reloaded: test accuracy %.4f', opt.out, again.acc))
 if again.acc ~= result.acc then
   io.stderr:write('error: the reloaded model does not reproduce the trained one\n')

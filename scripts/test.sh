@@ -36,6 +36,8 @@ export ASAN_OPTIONS="allocator_may_return_null=1:detect_leaks=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$(pwd)/spec/support/lsan.supp:print_suppressions=0"
 export FLARE_SANITIZED=1
+# The sanitized executable lives in build/asan/bin: point it at the CUDA library of the build.
+[ -f build/flare/cuda.so ] && export FLARE_CUDA_LIB="$(pwd)/build/flare/cuda.so"
 run "AddressSanitizer + UndefinedBehaviorSanitizer (build/asan/bin/flare)" \
     build/asan/bin/flare /usr/bin/busted -o spec/support/summary.lua "$@" spec
 # ASan warns once that it cannot follow the emulator's coroutine stacks (swapcontext).

@@ -5,6 +5,7 @@
 --   flare scripts/train_digits.lua [--epochs 30] [--lr 2e-3] [--batch-size 32] [--seed 1]
 --                                  [--plot] [--png digits_curves.png] [--out digits_cnn.flare]
 --                                  [--log digits.csv] [--checkpoint ck.flare] [--resume ck.flare]
+--                                  [--device cpu|cuda]
 --
 -- The data set is split once (seeded): 80% for training (a tenth of it held out to validate
 -- after every epoch) and 20% for the final test, which the model never sees while training.
@@ -41,9 +42,11 @@ local train_set, val_set = trainval:split(0.9, { seed = opt.seed + 1 })
 print(string.format('digits: %d training, %d validation and %d test images of 8x8 pixels, 10 classes',
   #train_set, #val_set, #test))
 
-local train_loader = data.loader(train_set, { batch_size = opt.batch_size, shuffle = true })
-local val_loader = data.loader(val_set, { batch_size = 256 })
-local test_loader = data.loader(test, { batch_size = 256 })
+-- with --device cuda the loaders deliver batches on the GPU (through pinned memory)
+local dev = opt.device ~= 'cpu' and opt.device or nil
+local train_loader = data.loader(train_set, { batch_size = opt.batch_size, shuffle = true, device = dev })
+local val_loader = data.loader(val_set, { batch_size = 256, device = dev })
+local test_loader = data.loader(test, { batch_size = 256, device = dev })
 
 -- ---------------------------------------------------------------- model
 local model = nn.Sequential {
@@ -66,7 +69,7 @@ local history = train.fit {
   resume = opt.resume ~= '' and opt.resume or nil,
   plot = opt.plot and { title = 'digits: small CNN', save = opt.png } or nil,
   progress = opt.progress == 'none' and false or opt.progress,
-  classes = digits.classes,
+  classes = digits.classes, device = opt.device,
 }
 local t_train = flare.clock() - t_start
 
@@ -79,14 +82,14 @@ if history.plot_saved then print('curves saved to ' .. history.plot_saved) end
 
 local save, load = flare.save, flare.load
 save(opt.out, model)
-local reloaded = load(opt.out)
+local reloaded = load(opt.out, { device = opt.device })
 local again = train.evaluate(reloaded, test_loader)
 print(string.format('saved to %s; reloaded: test accuracy %.4f', opt.out, again.acc))
 
 -- the reloaded model must compute exactly what the trained one does
 model:eval()
 reloaded:eval()
-local x = test.dataset.tensors[1]:index_select(1, test.indices)
+local x = test.dataset.tensors[1]:index_select(1, test.indices):to(opt.device)
 local same = flare.no_grad(function() return model(x):eq(reloaded(x)):all():item() end)
 if not same or again.acc ~= result.acc then
   io.stderr:write('error: the reloaded model does not reproduce the trained one\n')

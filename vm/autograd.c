@@ -1,5 +1,6 @@
 /* autograd.c: grad mode, graph nodes and the backward engine (see autograd.h). */
 #include "autograd.h"
+#include "cuda.h"
 #include "recycle.h"
 
 #include <math.h>
@@ -257,7 +258,10 @@ static int accumulate_leaf(fl_tensor *leaf, const fl_tensor *g)
 
 static bool has_nonfinite(const fl_tensor *g)
 {
-    fl_tensor *bad = fl_unary(FL_UNOP_ISFINITE, g);
+    /* a device gradient's flags are read on the host (anomaly mode only: a debugging aid) */
+    fl_tensor *finite = fl_unary(FL_UNOP_ISFINITE, g);
+    fl_tensor *bad = finite ? fl_move(finite, FL_CPU) : NULL;
+    fl_tensor_release(finite);
     if (!bad)
         return false;
     bool any = false;

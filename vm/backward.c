@@ -18,6 +18,26 @@ static void accumulate_run(void *p, char **ptr, const int64_t *st, int64_t n)
     fl_cpu_binary(FL_BINOP_ADD, *dt, ptr[0], ptr[0], ptr[1], n, st[0], st[0], st[1]);
 }
 
+/* On the device the summed dims go through fl_sum (a reduction kernel) rather than an
+ * accumulation into a broadcast output, which threads would race on. Not recorded, as the
+ * CPU's accumulation is not. */
+static fl_tensor *sum_to_shape_cuda(const fl_tensor *g, int ndim, const int64_t *shape)
+{
+    int dims[FL_MAX_DIMS], n = 0, lead = g->ndim - ndim;
+    for (int d = 0; d < g->ndim; d++)
+        if (d < lead || (shape[d - lead] == 1 && g->shape[d] != 1))
+            dims[n++] = d;
+    bool grad_on = fl_grad_enabled();
+    fl_set_grad_enabled(false);
+    fl_tensor *s = n ? fl_sum(g, n, dims, true) : fl_tensor_retain((fl_tensor *)g);
+    fl_tensor *c = s && s->dtype != g->dtype ? fl_cast(s, g->dtype) : (s ? fl_tensor_retain(s) : NULL);
+    fl_tensor *out = c ? fl_reshape(c, ndim, shape) : NULL;
+    fl_set_grad_enabled(grad_on);
+    fl_tensor_release(s);
+    fl_tensor_release(c);
+    return out;
+}
+
 fl_tensor *fl_sum_to_shape(const fl_tensor *g, int ndim, const int64_t *shape)
 {
     if (ndim == g->ndim) {
@@ -27,6 +47,8 @@ fl_tensor *fl_sum_to_shape(const fl_tensor *g, int ndim, const int64_t *shape)
         if (same)
             return fl_tensor_retain((fl_tensor *)g);
     }
+    if (fl_is_cuda(g))
+        return sum_to_shape_cuda(g, ndim, shape);
     fl_tensor *out = fl_tensor_zeros(g->dtype, ndim, shape, g->storage->device);
     if (!out)
         return NULL;

@@ -4,6 +4,7 @@
  * products again, on transposed views, so that a matmul's backward costs two matmuls. */
 #include "arena.h"
 #include "autograd.h"
+#include "cuda.h"
 
 #include <math.h>
 #include <string.h>
@@ -105,9 +106,13 @@ static fl_tensor *prod_kept(arena *A, const fl_node *n, const fl_tensor *t)
     return A->failed ? NULL : keep(A, fl_prod(t, k, dims, true));
 }
 
-/* Whether any element of t is non-zero (false on failure, which poisons A). */
+/* Whether any element of t is non-zero (false on failure, which poisons A). On a GPU the
+ * answer is taken as yes without asking: reading it back would stall the stream, and the
+ * zero-aware formulas it guards give the same gradient when there are no zeros. */
 static bool any_set(arena *A, const fl_tensor *t)
 {
+    if (!A->failed && fl_is_cuda(t))
+        return true;
     fl_tensor *r = A->failed ? NULL : keep(A, fl_any(t, 0, NULL, false));
     return r && *(const uint8_t *)fl_tensor_data(r);
 }
@@ -379,16 +384,22 @@ int fl_backward_reduce(fl_node *n, const fl_tensor *g, fl_tensor **grads)
         r = scatter_back(&A, n, g, s[0], (int)n->iargs[0], true, n->iargs[1]);
         break;
     case FL_GRAD_MATMUL:
-        matmul_rule(&A, n, g, 1, &grads[0], &grads[1]);
-        break;
     case FL_GRAD_OUTER:
-        outer_rule(&A, n, g, &grads[0], &grads[1]);
+    case FL_GRAD_ADDMM: {
+        /* the backward products run under the autocast setting of the forward */
+        fl_autocast_mode prev = fl_set_autocast((fl_autocast_mode)n->iargs[1]);
+        if (n->rule == FL_GRAD_MATMUL) {
+            matmul_rule(&A, n, g, 1, &grads[0], &grads[1]);
+        } else if (n->rule == FL_GRAD_OUTER) {
+            outer_rule(&A, n, g, &grads[0], &grads[1]);
+        } else {
+            if (n->next[0])
+                grads[0] = give(&A, n->dargs[0] == 1 ? g : bins(&A, FL_BINOP_MUL, g, n->dargs[0]));
+            matmul_rule(&A, n, g, n->dargs[1], &grads[1], &grads[2]);
+        }
+        fl_set_autocast(prev);
         break;
-    case FL_GRAD_ADDMM:
-        if (n->next[0])
-            grads[0] = give(&A, n->dargs[0] == 1 ? g : bins(&A, FL_BINOP_MUL, g, n->dargs[0]));
-        matmul_rule(&A, n, g, n->dargs[1], &grads[1], &grads[2]);
-        break;
+    }
     default:
         fl_error("no backward rule for '%s'", n->name);
         A.failed = true;

@@ -5,6 +5,7 @@
  * (scatter, index_copy with repeated indices) pass no gradient on. */
 #include "arena.h"
 #include "autograd.h"
+#include "cuda.h"
 
 #include <string.h>
 
@@ -101,6 +102,7 @@ static fl_tensor *last_writers(arena *A, const fl_tensor *idx, int ndim, const i
                                int dim, int64_t base, bool rows)
 {
     fl_tensor *ids = OP(A, fl_arange(0, (double)idx->numel, 1, FL_DTYPE_I64));
+    ids = OP(A, fl_move(ids, idx->storage->device));   /* arange is made on the CPU */
     ids = OP(A, fl_view(ids, rows ? 1 : idx->ndim, rows ? &idx->numel : idx->shape));
     fl_tensor *owner = zeros_of(A, ids, ndim, shape), *back;
     if (A->failed)

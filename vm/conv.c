@@ -8,11 +8,16 @@
  * in chunks that keep the column buffer to a few MB. im2col, col2im and the copies run per
  * image on flare's pool; the GEMMs run on the calling thread, where OpenBLAS uses its own
  * threads. A weight gradient over few column rows (a first layer's) is taken as dot
- * products on the images as they lie instead. conv1d is conv2d over (N, C, 1, L). */
+ * products on the images as they lie instead. conv1d is conv2d over (N, C, 1, L).
+ *
+ * CUDA tensors run the same algorithm in the CUDA library (kernels/cuda/conv.cu: im2col
+ * kernels and cuBLAS), under the autocast and TF32 settings of the forward. */
 #include "nn.h"
 #include "autograd.h"
 #include "blas.h"
+#include "cuda.h"
 #include "../kernels/cpu/conv.h"
+#include "../kernels/cuda/conv.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -459,6 +464,13 @@ static const char *spatial_str(char *buf, size_t len, int sd, int64_t h, int64_t
 
 static int check_dtypes(const fl_tensor *x, const fl_tensor *w, const fl_tensor *b)
 {
+    const fl_tensor *other = w->storage->device.type != x->storage->device.type ? w
+                             : b && b->storage->device.type != x->storage->device.type ? b : NULL;
+    if (other) {
+        fl_error("expected all tensors on the same device, got %s and %s", fl_is_cuda(x) ? "cuda" : "cpu",
+                 fl_is_cuda(other) ? "cuda" : "cpu");
+        return -1;
+    }
     if (x->dtype != FL_DTYPE_F32 && x->dtype != FL_DTYPE_F64) {
         fl_error("expected a float32 or float64 input, got %s", fl_dtype_name(x->dtype));
         return -1;
@@ -618,12 +630,32 @@ static void unpack2(int64_t v, int64_t out[2])
     out[1] = v & 0xffffffff;
 }
 
-/* y (n, cout, p) = b broadcast, or zeros: a convolution over no input channels. */
-static void fill_bias(fl_tensor *y, int64_t cout, int64_t p, const fl_tensor *b)
+/* The CUDA library's description of a convolution, its GEMMs run under autocast mode ac. */
+static fl_cuda_conv cuda_desc(const conv_shape *s, fl_autocast_mode ac)
 {
+    fl_gemm_mode mode = s->dt != FL_DTYPE_F32 ? FL_GEMM_EXACT
+                        : ac == FL_AUTOCAST_BF16 ? FL_GEMM_BF16 : fl_allow_tf32() ? FL_GEMM_TF32 : FL_GEMM_EXACT;
+    return (fl_cuda_conv){.dt = s->dt, .transposed = s->transposed, .mode = mode, .n = s->n, .groups = s->groups,
+                          .cin = s->cin, .cout = s->cout, .xp = s->xp, .yp = s->yp, .geom = s->geom};
+}
+
+/* y (n, cout, p) = b broadcast, or zeros: a convolution over no input channels. */
+static int fill_bias(fl_tensor *y, int64_t cout, int64_t p, const fl_tensor *b, int sd)
+{
+    if (fl_is_cuda(y)) {
+        if (!b)
+            return fl_fill(y, 0);
+        /* b as (cout, 1[, 1]): broadcast over the sd spatial dims and the batch */
+        int64_t shape[3] = {cout, 1, 1}, strides[3] = {b->strides[0], 0, 0};
+        fl_tensor *bv = fl_tensor_view_of(b, 1 + sd, shape, strides, b->offset);
+        int rc = bv ? fl_copy(y, bv) : -1;
+        fl_tensor_release(bv);
+        return rc;
+    }
     void *yd = fl_tensor_data(y);
     for (int64_t i = 0; i < y->numel; i++)
         fl_store_f64(y->dtype, yd, i, b ? fl_load_f64(b->dtype, fl_tensor_data(b), i / p % cout) : 0);
+    return 0;
 }
 
 static fl_tensor *conv_op(const char *name, int sd, bool transposed, const fl_tensor *x, const fl_tensor *w,
@@ -632,18 +664,22 @@ static fl_tensor *conv_op(const char *name, int sd, bool transposed, const fl_te
     conv_shape s;
     int ondim;
     int64_t oshape[FL_MAX_DIMS], pad[2];
-    if (conv_setup(&s, &ondim, oshape, pad, x, w, b, o, sd, transposed) < 0 || fl_blas_init() < 0)
+    if (conv_setup(&s, &ondim, oshape, pad, x, w, b, o, sd, transposed) < 0 || (!fl_is_cuda(x) && fl_blas_init() < 0))
         return NULL;
+    fl_autocast_mode ac = fl_autocast();
     fl_tensor *xc = fl_contiguous((fl_tensor *)x), *wc = fl_contiguous((fl_tensor *)w);
     fl_tensor *bc = b ? fl_contiguous((fl_tensor *)b) : NULL;
-    fl_tensor *y = xc && wc && (bc || !b) ? fl_tensor_empty(x->dtype, ondim, oshape, FL_CPU) : NULL;
+    fl_tensor *y = xc && wc && (bc || !b) ? fl_tensor_empty(x->dtype, ondim, oshape, x->storage->device) : NULL;
     const char *bp = bc ? fl_tensor_data(bc) : NULL;
     int rc = 0;
-    if (!y)
+    if (!y) {
         rc = -1;
-    else if (y->numel > 0 && s.cin == 0)
-        fill_bias(y, s.cout, s.yp, bc);
-    else if (y->numel > 0)
+    } else if (y->numel > 0 && s.cin == 0) {
+        rc = fill_bias(y, s.cout, s.yp, bc, sd);
+    } else if (y->numel > 0 && fl_is_cuda(y)) {
+        fl_cuda_conv d = cuda_desc(&s, ac);
+        rc = fl_cuda_status(FL_CUDA(fl_cuda_conv_forward)(&d, fl_tensor_data(y), fl_tensor_data(xc), fl_tensor_data(wc), bp));
+    } else if (y->numel > 0)
         rc = transposed ? conv_transpose_forward(&s, fl_tensor_data(y), fl_tensor_data(xc), fl_tensor_data(wc), bp)
                         : conv_forward(&s, fl_tensor_data(y), fl_tensor_data(xc), fl_tensor_data(wc), bp);
     if (rc == 0 && (fl_needs_grad(x) || fl_needs_grad(w) || (b && fl_needs_grad(b)))) {
@@ -656,7 +692,7 @@ static fl_tensor *conv_op(const char *name, int sd, bool transposed, const fl_te
             node->iargs[0] = pack2(s.geom.sh, s.geom.sw);
             node->iargs[1] = pack2(s.geom.dh, s.geom.dw);
             node->iargs[2] = pack2(pad[0], pad[1]);
-            node->iargs[3] = s.groups;
+            node->iargs[3] = s.groups | (int64_t)ac << 32;   /* the backward's autocast above the groups */
             fl_node_attach(node, y);
         }
     }
@@ -707,28 +743,35 @@ int fl_conv_backward(fl_node *n, const fl_tensor *g, fl_tensor **grads)
     unpack2(n->iargs[1], dil);
     unpack2(n->iargs[2], pad);
     conv_shape s;
-    shape_init(&s, x->dtype, transposed, xd, wd, n->iargs[3], st, dil, pad,
+    shape_init(&s, x->dtype, transposed, xd, wd, n->iargs[3] & 0xffffffff, st, dil, pad,
                sd == 2 ? g->shape[g->ndim - 2] : 1, g->shape[g->ndim - 1]);
+    fl_device dev = x->storage->device;
     fl_tensor *gc = contiguous_as(g, x->dtype);
     if (!gc)
         return -1;
     fl_tensor *gx = NULL, *gw = NULL, *gb = NULL;
     int rc = 0;
-    if (n->next[0] && !(gx = fl_tensor_empty(x->dtype, x->ndim, x->shape, FL_CPU)))
+    if (n->next[0] && !(gx = fl_tensor_empty(x->dtype, x->ndim, x->shape, dev)))
         rc = -1;
     /* the weight gradient accumulates over chunks of images: zeros when there are none */
-    if (rc == 0 && n->next[1] && !(gw = s.n ? fl_tensor_empty(x->dtype, w->ndim, w->shape, FL_CPU)
-                                            : fl_tensor_zeros(x->dtype, w->ndim, w->shape, FL_CPU)))
+    if (rc == 0 && n->next[1] && !(gw = s.n ? fl_tensor_empty(x->dtype, w->ndim, w->shape, dev)
+                                            : fl_tensor_zeros(x->dtype, w->ndim, w->shape, dev)))
         rc = -1;
-    if (rc == 0 && n->next[2] && !(gb = fl_tensor_empty(x->dtype, 1, &s.cout, FL_CPU)))
+    if (rc == 0 && n->next[2] && !(gb = fl_tensor_empty(x->dtype, 1, &s.cout, dev)))
         rc = -1;
     char *pgx = gx ? fl_tensor_data(gx) : NULL, *pgw = gw ? fl_tensor_data(gw) : NULL;
     char *pgb = gb ? fl_tensor_data(gb) : NULL;
     if (rc == 0 && (s.n == 0 || s.cin == 0 || s.cout == 0)) {
         /* an empty side: zeros, except the bias gradient of a convolution over no input channels */
         rc = (gx ? fl_fill(gx, 0) : 0) | (gw ? fl_fill(gw, 0) : 0) | (gb ? fl_fill(gb, 0) : 0);
-        if (rc == 0 && gb && s.n > 0 && s.cout > 0)
+        if (rc == 0 && gb && s.n > 0 && s.cout > 0 && fl_is_cuda(gb))
+            rc = fl_cuda_status(FL_CUDA(fl_cuda_conv_bias_grad)(s.dt, pgb, fl_tensor_data(gc), s.n, s.cout, s.yp));
+        else if (rc == 0 && gb && s.n > 0 && s.cout > 0)
             bias_grad(s.dt, pgb, fl_tensor_data(gc), s.n, s.cout, s.yp);
+    } else if (rc == 0 && fl_is_cuda(gc)) {
+        fl_cuda_conv d = cuda_desc(&s, (fl_autocast_mode)(n->iargs[3] >> 32));
+        rc = fl_cuda_status(FL_CUDA(fl_cuda_conv_backward)(&d, fl_tensor_data(gc), fl_tensor_data(x), fl_tensor_data(w),
+                                                           pgx, pgw, pgb));
     } else if (rc == 0) {
         rc = transposed ? conv_transpose_backward_data(&s, fl_tensor_data(gc), fl_tensor_data(x), fl_tensor_data(w), pgx, pgw, pgb)
                         : conv_backward_data(&s, fl_tensor_data(gc), fl_tensor_data(x), fl_tensor_data(w), pgx, pgw, pgb);

@@ -83,6 +83,9 @@ fl_tensor *fl_tensor_zeros(fl_dtype dt, int ndim, const int64_t *shape, fl_devic
 fl_tensor *fl_tensor_view_of(const fl_tensor *t, int ndim, const int64_t *shape,
                              const int64_t *strides, int64_t offset);
 fl_tensor *fl_tensor_retain(fl_tensor *t);
+/* dst takes src's storage, dtype and layout, keeping its identity (Module:to moves parameters
+ * in place); refused on tensors in a graph. */
+int fl_tensor_set_(fl_tensor *dst, const fl_tensor *src);
 void fl_tensor_release(fl_tensor *t);
 
 static inline void *fl_tensor_data(const fl_tensor *t)
@@ -299,6 +302,20 @@ fl_tensor *fl_outer(const fl_tensor *a, const fl_tensor *b);       /* (n),(m) ->
 /* beta * m + alpha * (a . b); m broadcasts to (n, m) and is not read when beta is 0. */
 fl_tensor *fl_addmm(const fl_tensor *m, const fl_tensor *a, const fl_tensor *b,
                     double beta, double alpha);
+
+/* ---------------------------------------------------------------- autocast
+ * Under autocast, the matrix products above and the convolutions (vm/conv.c) of float32
+ * CUDA tensors multiply bfloat16-rounded operands with float32 accumulation and a float32
+ * result, as PyTorch's autocast does on CUDA; their backward uses the forward's setting.
+ * CPU tensors and float64 are not affected. The setting belongs to the calling thread. */
+typedef enum { FL_AUTOCAST_OFF, FL_AUTOCAST_BF16 } fl_autocast_mode;
+/* Sets the mode; returns the previous one. */
+fl_autocast_mode fl_set_autocast(fl_autocast_mode mode);
+fl_autocast_mode fl_autocast(void);
+/* float32 products on CUDA may use TF32 tensor cores (10-bit mantissas in, float32 out).
+ * Off by default, as in PyTorch; one setting for the process. Returns the previous one. */
+bool fl_set_allow_tf32(bool on);
+bool fl_allow_tf32(void);
 
 /* ---------------------------------------------------------------- threads and BLAS */
 

@@ -8,10 +8,15 @@
  * nothing.
  *
  * Autograd: out-of-place forms run their in-place kernels with grad off, then record one
- * node (rules in vm/backward_view.c); in-place forms refuse tensors that require grad. */
+ * node (rules in vm/backward_view.c); in-place forms refuse tensors that require grad.
+ *
+ * CUDA tensors run the kernels of kernels/cuda/index.cu on the same iterators; the index
+ * check reads one flag back from the device per op, so that a bad index is a clear error. */
 #include "autograd.h"
+#include "cuda.h"
 #include "iter.h"
 #include "../kernels/cpu/index.h"
+#include "../kernels/cuda/index.h"
 
 #include <string.h>
 
@@ -122,7 +127,14 @@ static int check_indices(const fl_tensor *idx, int64_t limit, int64_t base, int 
     const fl_tensor *ts[1] = {idx};
     fl_iter_init(&it, idx->ndim, idx->shape, 1, ts);
     check_ctx c = {idx->dtype, limit, base, 0, 0};
-    fl_iter_run(&it, check_run, &c, false);
+    if (fl_is_cuda(idx)) {
+        int rc = fl_cuda_status(FL_CUDA(fl_cuda_index_check)(idx->dtype, &it, limit, base, &c.bad));
+        if (rc < 0)
+            return -1;
+        c.failed = rc;
+    } else {
+        fl_iter_run(&it, check_run, &c, false);
+    }
     if (c.failed) {
         fl_error("index %lld is out of range for dimension %d of size %lld (valid indices are %lld to %lld)",
                  (long long)c.bad, dim + 1, (long long)limit, (long long)base, (long long)(base + limit - 1));
@@ -192,6 +204,24 @@ static move_ctx make_ctx(const fl_tensor *t, const fl_tensor *idx, int dim, int6
     return c;
 }
 
+/* Runs the gather kernel over it (out, idx, src) on out's device; 0 or -1. */
+static int run_gather(const fl_tensor *out, const fl_iter *it, const move_ctx *c)
+{
+    if (fl_is_cuda(out))
+        return fl_cuda_status(FL_CUDA(fl_cuda_gather)(c->elsize, c->idt, it, c->sd, c->base));
+    fl_iter_run(it, gather_run, (void *)c, true);
+    return 0;
+}
+
+/* Elements from t's first to its last in storage (strides are never negative). */
+static int64_t storage_span(const fl_tensor *t)
+{
+    int64_t span = 1;
+    for (int d = 0; d < t->ndim; d++)
+        span += (t->shape[d] - 1) * t->strides[d];
+    return span;
+}
+
 /* ---------------------------------------------------------------- index_select */
 
 /* idx viewed with the out's ndim: its stride along dim, 0 elsewhere. */
@@ -242,7 +272,10 @@ fl_tensor *fl_index_select(const fl_tensor *t, int dim, const fl_tensor *idx, in
     const fl_tensor *ts[3] = {out, &ix, &src};
     fl_iter_init(&it, nd, shape, 3, ts);
     move_ctx c = make_ctx(t, idx, dim, base, FL_SCATTER_SET);
-    fl_iter_run(&it, gather_run, &c, true);
+    if (run_gather(out, &it, &c) < 0) {
+        fl_tensor_release(out);
+        return NULL;
+    }
     return record(out, FL_GRAD_INDEX_SELECT, "index_select", 1, &t, idx, ARGS(dim, base));
 }
 
@@ -303,14 +336,18 @@ fl_tensor *fl_gather(const fl_tensor *t, int dim, const fl_tensor *idx, int64_t 
     const fl_tensor *ts[3] = {out, idx, &src};
     fl_iter_init(&it, idx->ndim, idx->shape, 3, ts);
     move_ctx c = make_ctx(t, idx, dim, base, FL_SCATTER_SET);
-    fl_iter_run(&it, gather_run, &c, true);
+    if (run_gather(out, &it, &c) < 0) {
+        fl_tensor_release(out);
+        return NULL;
+    }
     return record(out, FL_GRAD_GATHER, "gather", 1, &t, idx, ARGS(dim, base));
 }
 
 /* Runs the scatter kernel over `shape`: t restrided with stride 0 along dim, idx and src
- * as given (broadcast by the iterator). Sequential, so repeated indices are deterministic. */
-static void scatter_over(fl_tensor *t, int dim, int nd, const int64_t *shape, const fl_tensor *idx,
-                         const fl_tensor *src, fl_scatter_mode mode, int64_t base)
+ * as given (broadcast by the iterator). Sequential, so repeated indices are deterministic
+ * (the CUDA kernel keeps the same last write). */
+static int scatter_over(fl_tensor *t, int dim, int nd, const int64_t *shape, const fl_tensor *idx,
+                        const fl_tensor *src, fl_scatter_mode mode, int64_t base)
 {
     int64_t st[FL_MAX_DIMS];
     memcpy(st, t->strides, sizeof st);
@@ -321,8 +358,11 @@ static void scatter_over(fl_tensor *t, int dim, int nd, const int64_t *shape, co
     const fl_tensor *ts[3] = {&dst, idx, src};
     fl_iter_init(&it, nd, shape, 3, ts);
     move_ctx c = make_ctx(t, idx, dim, base, mode);
-    fl_iter_run(&it, scatter_run, &c, false);
     t->storage->version++;
+    if (fl_is_cuda(t))
+        return fl_cuda_status(FL_CUDA(fl_cuda_scatter)(c.dt, c.idt, mode, &it, c.sd, base, storage_span(t)));
+    fl_iter_run(&it, scatter_run, &c, false);
+    return 0;
 }
 
 int fl_scatter_(fl_tensor *t, int dim, const fl_tensor *idx, const fl_tensor *src,
@@ -341,9 +381,9 @@ int fl_scatter_(fl_tensor *t, int dim, const fl_tensor *idx, const fl_tensor *sr
     if (!s)
         return -1;
     fl_tensor sv = restride(s, s->ndim ? idx->ndim : 0, idx->shape, s->strides);
-    scatter_over(t, dim, idx->ndim, idx->shape, idx, &sv, mode, base);
+    int rc = scatter_over(t, dim, idx->ndim, idx->shape, idx, &sv, mode, base);
     fl_tensor_release(s);
-    return 0;
+    return rc;
 }
 
 fl_tensor *fl_scatter(const fl_tensor *t, int dim, const fl_tensor *idx, const fl_tensor *src,
@@ -399,9 +439,9 @@ int fl_index_update_(fl_tensor *t, int dim, const fl_tensor *idx, const fl_tenso
     if (!s)
         return -1;
     fl_tensor ix = index_along(idx, nd, shape, dim);
-    scatter_over(t, dim, nd, shape, &ix, s, mode, base);
+    int rc = scatter_over(t, dim, nd, shape, &ix, s, mode, base);
     fl_tensor_release(s);
-    return 0;
+    return rc;
 }
 
 fl_tensor *fl_index_update(const fl_tensor *t, int dim, const fl_tensor *idx, const fl_tensor *src,
@@ -459,6 +499,8 @@ int fl_masked_fill_(fl_tensor *t, const fl_tensor *mask, const fl_tensor *value)
                  fl_shape_str(b1, sizeof b1, value->ndim, value->shape));
         return -1;
     }
+    if (!fl_is_cuda(t) && check_device(t, value) < 0)   /* a CPU value may fill a CUDA tensor */
+        return -1;
     fl_tensor *v = fl_cast(value, t->dtype);
     if (!v)
         return -1;
@@ -466,10 +508,14 @@ int fl_masked_fill_(fl_tensor *t, const fl_tensor *mask, const fl_tensor *value)
     const fl_tensor *ts[2] = {t, mask};
     fl_iter_init(&it, t->ndim, t->shape, 2, ts);
     mask_ctx c = {fl_dtype_size(t->dtype), fl_tensor_data(v), 0, t->dtype};
-    fl_iter_run(&it, masked_fill_run, &c, true);
-    fl_tensor_release(v);
+    int rc = 0;
     t->storage->version++;
-    return 0;
+    if (fl_is_cuda(t))   /* the value is read where it lives: no copy back to the host */
+        rc = fl_cuda_status(FL_CUDA(fl_cuda_masked_fill)(c.elsize, &it, c.value, fl_is_cuda(v)));
+    else
+        fl_iter_run(&it, masked_fill_run, &c, true);
+    fl_tensor_release(v);
+    return rc;
 }
 
 fl_tensor *fl_masked_fill(const fl_tensor *t, const fl_tensor *mask, const fl_tensor *value)
@@ -480,14 +526,22 @@ fl_tensor *fl_masked_fill(const fl_tensor *t, const fl_tensor *mask, const fl_te
     int nd = fl_broadcast_shape(t->ndim, t->shape, mask->ndim, mask->shape, shape);
     if (nd < 0)
         return NULL;
+    /* a CPU value that needs grad joins the device through a recorded move, so that its
+     * gradient comes back to the CPU */
+    fl_tensor *v = fl_is_cuda(t) && !fl_is_cuda(value) && fl_needs_grad(value)
+                       ? fl_to_device(value, t->storage->device) : fl_tensor_retain((fl_tensor *)value);
+    if (!v)
+        return NULL;
     bool grad_on = grad_off();
     fl_tensor *out = fl_tensor_empty(t->dtype, nd, shape, t->storage->device);
-    if (out && (fl_copy(out, t) < 0 || fl_masked_fill_(out, mask, value) < 0)) {
+    if (out && (fl_copy(out, t) < 0 || fl_masked_fill_(out, mask, v) < 0)) {
         fl_tensor_release(out);
         out = NULL;
     }
     fl_set_grad_enabled(grad_on);
-    return record(out, FL_GRAD_MASKED_FILL, "masked_fill", 3, INPUTS(t, NULL, value), mask, ARGS(0));
+    out = record(out, FL_GRAD_MASKED_FILL, "masked_fill", 3, INPUTS(t, NULL, v), mask, ARGS(0));
+    fl_tensor_release(v);
+    return out;
 }
 
 static void count_run(void *p, char **ptr, const int64_t *st, int64_t n)
@@ -496,13 +550,16 @@ static void count_run(void *p, char **ptr, const int64_t *st, int64_t n)
     c->count += fl_cpu_count_nonzero(c->dt, ptr[0], n, st[0]);
 }
 
-/* Non-zero elements of t broadcast to shape (each counted as often as it is repeated). */
+/* Non-zero elements of t broadcast to shape (each counted as often as it is repeated), or
+ * -1 on a CUDA failure. On CUDA the count is read back: it sizes the result. */
 static int64_t count_nonzero(const fl_tensor *t, int nd, const int64_t *shape)
 {
     fl_iter it;
     const fl_tensor *ts[1] = {t};
     fl_iter_init(&it, nd, shape, 1, ts);
     mask_ctx c = {0, NULL, 0, t->dtype};
+    if (fl_is_cuda(t))
+        return fl_cuda_status(FL_CUDA(fl_cuda_count_nonzero)(t->dtype, &it, &c.count)) < 0 ? -1 : c.count;
     fl_iter_run(&it, count_run, &c, false);
     return c.count;
 }
@@ -523,14 +580,19 @@ fl_tensor *fl_masked_select(const fl_tensor *t, const fl_tensor *mask)
     if (nd < 0)
         return NULL;
     int64_t count = count_nonzero(mask, nd, shape);
-    fl_tensor *out = fl_tensor_empty(t->dtype, 1, &count, t->storage->device);
+    fl_tensor *out = count < 0 ? NULL : fl_tensor_empty(t->dtype, 1, &count, t->storage->device);
     if (!out)
         return NULL;
     fl_iter it;
     const fl_tensor *ts[2] = {t, mask};
     fl_iter_init(&it, nd, shape, 2, ts);
     mask_ctx c = {fl_dtype_size(t->dtype), fl_tensor_data(out), 0, t->dtype};
-    fl_iter_run(&it, masked_select_run, &c, false);   /* in order */
+    if (!fl_is_cuda(out)) {
+        fl_iter_run(&it, masked_select_run, &c, false);   /* in order */
+    } else if (fl_cuda_status(FL_CUDA(fl_cuda_masked_select)(c.elsize, &it, fl_tensor_data(out))) < 0) {
+        fl_tensor_release(out);
+        return NULL;
+    }
     return record(out, FL_GRAD_MASKED_SELECT, "masked_select", 1, &t, mask, ARGS(0));
 }
 
@@ -546,6 +608,8 @@ int fl_masked_scatter_(fl_tensor *t, const fl_tensor *mask, const fl_tensor *src
     if (check_inplace(t) < 0 || check_mask_for(t, mask) < 0 || check_device(t, src) < 0)
         return -1;
     int64_t count = count_nonzero(mask, t->ndim, t->shape);
+    if (count < 0)
+        return -1;
     if (src->numel < count) {
         fl_error("source has %lld elements but the mask selects %lld", (long long)src->numel, (long long)count);
         return -1;
@@ -558,10 +622,14 @@ int fl_masked_scatter_(fl_tensor *t, const fl_tensor *mask, const fl_tensor *src
     const fl_tensor *ts[2] = {t, mask};
     fl_iter_init(&it, t->ndim, t->shape, 2, ts);
     mask_ctx c = {fl_dtype_size(t->dtype), fl_tensor_data(cs), 0, t->dtype};
-    fl_iter_run(&it, masked_scatter_run, &c, false);
+    int rc = 0;
+    if (fl_is_cuda(t))
+        rc = fl_cuda_status(FL_CUDA(fl_cuda_masked_scatter)(c.elsize, &it, c.value));
+    else
+        fl_iter_run(&it, masked_scatter_run, &c, false);
     fl_tensor_release(cs);
     t->storage->version++;
-    return 0;
+    return rc;
 }
 
 /* The out-of-place masked_scatter (declared here until flare.h lists it). */
@@ -581,12 +649,18 @@ fl_tensor *fl_nonzero(const fl_tensor *t, int64_t base)
 {
     int64_t count = count_nonzero(t, t->ndim, t->shape);
     int64_t shape[2] = {count, t->ndim};
-    fl_tensor *out = fl_tensor_empty(FL_DTYPE_I64, 2, shape, t->storage->device);
+    fl_tensor *out = count < 0 ? NULL : fl_tensor_empty(FL_DTYPE_I64, 2, shape, t->storage->device);
     if (!out)
         return NULL;
     if (t->ndim == 0)
         return out;
-    fl_cpu_nonzero(fl_tensor_data(out), t->dtype, fl_tensor_data(t), t->ndim, t->shape, t->strides, base);
+    if (!fl_is_cuda(t)) {
+        fl_cpu_nonzero(fl_tensor_data(out), t->dtype, fl_tensor_data(t), t->ndim, t->shape, t->strides, base);
+    } else if (fl_cuda_status(FL_CUDA(fl_cuda_nonzero)(fl_tensor_data(out), t->dtype, fl_tensor_data(t), t->ndim,
+                                                        t->shape, t->strides, base)) < 0) {
+        fl_tensor_release(out);
+        return NULL;
+    }
     return out;
 }
 
@@ -615,13 +689,16 @@ static fl_tensor *expand_mask(const fl_tensor *t, const fl_tensor *mask)
     return fl_tensor_view_of(mask, t->ndim, t->shape, st, mask->offset);
 }
 
-/* The shape of x[mask]: (count, t's dims after the mask's). */
-static int mask_result_shape(const fl_tensor *t, const fl_tensor *mask, int64_t *shape)
+/* The shape of x[mask]: (count, t's dims after the mask's); -1 on failure. `selected`, when
+ * not negative, is the number of elements x[mask] holds, which gives the count without
+ * counting again (and without another read from the device). */
+static int mask_result_shape(const fl_tensor *t, const fl_tensor *mask, int64_t *shape, int64_t selected)
 {
-    shape[0] = count_nonzero(mask, mask->ndim, mask->shape);
+    int64_t rest = 1;
     for (int d = mask->ndim; d < t->ndim; d++)
-        shape[1 + d - mask->ndim] = t->shape[d];
-    return 1 + t->ndim - mask->ndim;
+        rest *= shape[1 + d - mask->ndim] = t->shape[d];
+    shape[0] = selected >= 0 && rest > 0 ? selected / rest : count_nonzero(mask, mask->ndim, mask->shape);
+    return shape[0] < 0 ? -1 : 1 + t->ndim - mask->ndim;
 }
 
 fl_tensor *fl_index_mask(const fl_tensor *t, const fl_tensor *mask)
@@ -633,8 +710,8 @@ fl_tensor *fl_index_mask(const fl_tensor *t, const fl_tensor *mask)
     bool grad_on = grad_off();
     fl_tensor *sel = fl_masked_select(t, me), *r = NULL;
     if (sel) {
-        int nd = mask_result_shape(t, mask, shape);
-        r = fl_view(sel, nd, shape);
+        int nd = mask_result_shape(t, mask, shape, sel->numel);
+        r = nd < 0 ? NULL : fl_view(sel, nd, shape);
         fl_tensor_release(sel);
     }
     fl_set_grad_enabled(grad_on);
@@ -657,8 +734,8 @@ int fl_index_put_mask_(fl_tensor *t, const fl_tensor *mask, const fl_tensor *v)
         rc = fl_masked_fill_(t, me, v);
     } else {
         /* v broadcasts to x[mask]'s shape; its elements then go in mask order */
-        int nd = mask_result_shape(t, mask, shape);
-        fl_tensor *full = fl_tensor_empty(t->dtype, nd, shape, t->storage->device);
+        int nd = mask_result_shape(t, mask, shape, -1);
+        fl_tensor *full = nd < 0 ? NULL : fl_tensor_empty(t->dtype, nd, shape, t->storage->device);
         fl_tensor *s = full ? source_as(t, v) : NULL;
         rc = s && fl_copy(full, s) == 0 ? fl_masked_scatter_(t, me, full) : -1;
         fl_tensor_release(s);

@@ -1,4 +1,5 @@
-/* linalg.c: matrix products (matmul, mm, bmm, mv, dot, outer, addmm) on OpenBLAS.
+/* linalg.c: matrix products (matmul, mm, bmm, mv, dot, outer, addmm) on OpenBLAS, or on
+ * cuBLAS for CUDA tensors (kernels/cuda/blas.cu); the autocast and TF32 settings.
  *
  * Every product is reduced to a loop of C (M, N) = alpha A (M, K) . B (K, N) + beta C over the
  * broadcast batch dims, with C contiguous. Operands are handed to BLAS as they lie in memory:
@@ -7,14 +8,51 @@
  * When B is shared by every batch and A's batches lie back to back, the batch is folded
  * into M: one large call instead of many small ones. M or N of 1 calls gemv. Integer
  * dtypes use the plain loop in kernels/cpu/gemm.c. Each product records its autograd node
- * last (rules in vm/backward_reduce.c). */
+ * last (rules in vm/backward_reduce.c).
+ *
+ * On CUDA the same operands go to cuBLAS as strided batches: the batch dims that collapse
+ * into one stride make one call, the others are looped here. Integer products on CUDA make
+ * a round trip through the host (rare; cuBLAS has no integer GEMM). */
 #include "autograd.h"
 #include "blas.h"
+#include "cuda.h"
 #include "../kernels/cpu/gemm.h"
+#include "../kernels/cuda/blas.h"
 
 #include <limits.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
+
+/* ---------------------------------------------------------------- settings */
+
+/* Per thread, as PyTorch's autocast; TF32 is one switch for the process. */
+static _Thread_local fl_autocast_mode autocast_mode;
+static _Atomic bool allow_tf32;
+
+fl_autocast_mode fl_set_autocast(fl_autocast_mode mode)
+{
+    fl_autocast_mode prev = autocast_mode;
+    autocast_mode = mode;
+    return prev;
+}
+
+fl_autocast_mode fl_autocast(void) { return autocast_mode; }
+
+bool fl_set_allow_tf32(bool on)
+{
+    return atomic_exchange(&allow_tf32, on);
+}
+
+bool fl_allow_tf32(void) { return atomic_load(&allow_tf32); }
+
+/* How a float32 product on CUDA runs under autocast mode ac. */
+static fl_gemm_mode gemm_mode(fl_dtype dt, fl_autocast_mode ac)
+{
+    if (dt != FL_DTYPE_F32)
+        return FL_GEMM_EXACT;
+    return ac == FL_AUTOCAST_BF16 ? FL_GEMM_BF16 : fl_allow_tf32() ? FL_GEMM_TF32 : FL_GEMM_EXACT;
+}
 
 /* ---------------------------------------------------------------- operands */
 
@@ -182,6 +220,76 @@ static void gemm_batch(fl_dtype dt, char *out, const mat_arg *A, const mat_arg *
     }
 }
 
+/* The same on cuBLAS: out (bshape..., M, N), contiguous on the device. */
+static int gemm_batch_cuda(fl_dtype dt, char *out, const mat_arg *A, const mat_arg *B, int nb,
+                           const int64_t *bshape, double alpha, double beta)
+{
+    int64_t M = A->rows, N = B->cols, K = A->cols, lda = 0, ldb = 0;
+    size_t es = fl_dtype_size(dt);
+    fl_gemm_mode mode = gemm_mode(dt, fl_autocast());
+    int64_t nbatch = 1;
+    for (int i = 0; i < nb; i++)
+        nbatch *= bshape[i];
+    if (nbatch == 0 || M == 0 || N == 0)
+        return 0;
+    bool b_shared = true;
+    for (int i = 0; i < nb; i++)
+        b_shared = b_shared && (B->bstride[i] == 0 || bshape[i] == 1);
+    int tb = blas_layout(K, N, B->rs, B->cs, &ldb) == FL_BLAS_TRANS;
+    if (b_shared && nbatch > 1) {
+        /* A's batches one run of rows: one product with the batch folded into M */
+        int64_t size = M, stride = A->rs;
+        bool run = true;
+        for (int i = nb - 1; i >= 0 && run; i--) {
+            if (bshape[i] == 1)
+                continue;
+            if (size == 1)
+                stride = A->bstride[i];
+            else if (A->bstride[i] != size * stride)
+                run = false;
+            size *= bshape[i];
+        }
+        int ta = blas_layout(size, K, stride, A->cs, &lda);
+        if (run && M * nbatch <= INT_MAX && ta)
+            return fl_cuda_status(FL_CUDA(fl_cuda_gemm)(dt, mode, ta == FL_BLAS_TRANS, tb, size, N, K, alpha, A->data,
+                                                        lda, 0, B->data, ldb, 0, beta, out, N, 0, 1));
+    }
+    int ta = blas_layout(M, K, A->rs, A->cs, &lda) == FL_BLAS_TRANS;
+    /* the innermost batch dims that step A and B by one stride each form one strided batch;
+     * the dims before `outer` are looped here */
+    int64_t count = 1, sa = 0, sb = 0;
+    int outer = nb;
+    for (int i = nb - 1; i >= 0; i--) {
+        if (bshape[i] == 1) {
+            outer = i;
+            continue;
+        }
+        if (count == 1) {
+            sa = A->bstride[i];
+            sb = B->bstride[i];
+        } else if (A->bstride[i] != sa * count || B->bstride[i] != sb * count) {
+            break;
+        }
+        count *= bshape[i];
+        outer = i;
+    }
+    int64_t idx[FL_MAX_DIMS] = {0}, calls = nbatch / count;
+    for (int64_t ci = 0; ci < calls; ci++) {
+        int64_t oa = 0, ob = 0;
+        for (int i = 0; i < outer; i++) {
+            oa += idx[i] * A->bstride[i];
+            ob += idx[i] * B->bstride[i];
+        }
+        if (fl_cuda_status(FL_CUDA(fl_cuda_gemm)(dt, mode, ta, tb, M, N, K, alpha, A->data + oa * (int64_t)es, lda,
+                                                 sa, B->data + ob * (int64_t)es, ldb, sb, beta,
+                                                 out + ci * count * M * N * (int64_t)es, N, M * N, count)) < 0)
+            return -1;
+        for (int i = outer - 1; i >= 0 && ++idx[i] == bshape[i]; i--)
+            idx[i] = 0;
+    }
+    return 0;
+}
+
 /* The same with the integer loop (A, B int64; out int64, overwritten). */
 static void gemm_batch_int(int64_t *out, const mat_arg *A, const mat_arg *B, int nb,
                            const int64_t *bshape)
@@ -207,8 +315,9 @@ static void gemm_batch_int(int64_t *out, const mat_arg *A, const mat_arg *B, int
 
 static int check_operands(const fl_tensor *a, const fl_tensor *b)
 {
-    if (a->storage->device.type != FL_DEVICE_CPU || b->storage->device.type != FL_DEVICE_CPU) {
-        fl_error("expected CPU tensors, got one on cuda");
+    if (a->storage->device.type != b->storage->device.type) {
+        fl_error("expected all tensors on the same device, got %s and %s", fl_is_cuda(a) ? "cuda" : "cpu",
+                 fl_is_cuda(b) ? "cuda" : "cpu");
         return -1;
     }
     if (a->dtype != b->dtype) {
@@ -275,24 +384,39 @@ static int product_shapes(const fl_tensor *a, const fl_tensor *b, int64_t *bshap
 static int product_into(fl_tensor *out, const fl_tensor *a, const fl_tensor *b, int nb,
                         const int64_t *bshape, double alpha, double beta)
 {
-    if (fl_blas_init() < 0)
+    if (!fl_is_cuda(out) && fl_blas_init() < 0)
         return -1;
     fl_tensor *ca = blas_ready(a), *cb = ca ? blas_ready(b) : NULL;
+    int rc = cb ? 0 : -1;
     if (cb) {
         mat_arg A, B;
         mat_arg_init(&A, ca, true, nb);
         mat_arg_init(&B, cb, false, nb);
-        gemm_batch(out->dtype, fl_tensor_data(out), &A, &B, nb, bshape, alpha, beta);
+        if (fl_is_cuda(out))
+            rc = gemm_batch_cuda(out->dtype, fl_tensor_data(out), &A, &B, nb, bshape, alpha, beta);
+        else
+            gemm_batch(out->dtype, fl_tensor_data(out), &A, &B, nb, bshape, alpha, beta);
     }
     fl_tensor_release(ca);
     fl_tensor_release(cb);
-    return cb ? 0 : -1;
+    return rc;
 }
 
-/* Integer products: in int64, then back to the operands' dtype. */
+/* Integer products: in int64, then back to the operands' dtype. On CUDA, through the host:
+ * cuBLAS has no integer GEMM and integer products are rare. */
 static fl_tensor *product_int(const fl_tensor *a, const fl_tensor *b, int nb, const int64_t *bshape,
                               int out_ndim, const int64_t *out_shape)
 {
+    if (fl_is_cuda(a)) {
+        fl_device dev = a->storage->device;
+        fl_tensor *ha = fl_move(a, FL_CPU), *hb = ha ? fl_move(b, FL_CPU) : NULL;
+        fl_tensor *hr = hb ? product_int(ha, hb, nb, bshape, out_ndim, out_shape) : NULL;
+        fl_tensor *r = hr ? fl_move(hr, dev) : NULL;
+        fl_tensor_release(ha);
+        fl_tensor_release(hb);
+        fl_tensor_release(hr);
+        return r;
+    }
     fl_tensor *ca = fl_cast(a, FL_DTYPE_I64), *cb = ca ? fl_cast(b, FL_DTYPE_I64) : NULL;
     fl_tensor *acc = cb ? fl_tensor_empty(FL_DTYPE_I64, out_ndim, out_shape, FL_CPU) : NULL;
     if (acc && acc->numel > 0) {
@@ -332,6 +456,8 @@ static fl_tensor *record(fl_tensor *out, fl_grad_rule rule, const char *name, in
     }
     n->dargs[0] = beta;
     n->dargs[1] = alpha;
+    /* the autocast of the forward, for the backward's products (vm/backward_reduce.c) */
+    n->iargs[1] = fl_autocast();
     /* which factors are stored column by column: their gradients are made in that layout */
     n->iargs[0] = fl_matrix_is_transposed(a) | fl_matrix_is_transposed(b) << 1;
     fl_node_attach(n, out);
@@ -358,7 +484,7 @@ static fl_tensor *product(const fl_tensor *a, const fl_tensor *b)
         return NULL;
     if (!fl_dtype_is_float(a->dtype))
         return product_int(a, b, nb, bshape, ndim, shape);
-    fl_tensor *out = fl_tensor_empty(a->dtype, ndim, shape, FL_CPU);
+    fl_tensor *out = fl_tensor_empty(a->dtype, ndim, shape, a->storage->device);
     if (out && product_into(out, a, b, nb, bshape, 1, 0) < 0) {
         fl_tensor_release(out);
         return NULL;
@@ -459,7 +585,7 @@ fl_tensor *fl_addmm(const fl_tensor *m, const fl_tensor *a, const fl_tensor *b,
         fl_tensor_release(bm);
         return r;
     }
-    fl_tensor *out = fl_tensor_empty(a->dtype, 2, shape, FL_CPU);
+    fl_tensor *out = fl_tensor_empty(a->dtype, 2, shape, a->storage->device);
     if (out && beta != 0 && fl_copy(out, m) < 0) {
         fl_tensor_release(out);
         return NULL;

@@ -1,9 +1,13 @@
 /* loss.c: fused softmax / log-softmax and the losses, forward and backward. Fused because
  * composing them from exp/sum/log loses precision or overflows for large logits; each
- * backward is the closed form (softmax - one_hot and friends). */
+ * backward is the closed form (softmax - one_hot and friends). CUDA tensors go to the
+ * kernels of kernels/cuda/loss.cu, which take the same contiguous inputs. */
 #include "loss.h"
 #include "autograd.h"
+#include "cuda.h"
 #include "../kernels/cpu/softmax.h"
+#include "../kernels/cuda/loss.h"
+#include "../kernels/cuda/reduce.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -28,10 +32,40 @@ static void split_at(const fl_tensor *t, int dim, int64_t *outer, int64_t *n, in
         *inner *= t->shape[d];
 }
 
+/* Fails unless every tensor given (NULLs skipped) is on a's device. */
+static int check_devices(const fl_tensor *a, const fl_tensor *b, const fl_tensor *c, const fl_tensor *d)
+{
+    const fl_tensor *ts[3] = {b, c, d};
+    for (int i = 0; i < 3; i++)
+        if (ts[i] && ts[i]->storage->device.type != a->storage->device.type) {
+            fl_error("expected all tensors on the same device, got %s and %s", fl_is_cuda(a) ? "cuda" : "cpu",
+                     fl_is_cuda(ts[i]) ? "cuda" : "cpu");
+            return -1;
+        }
+    return 0;
+}
+
+/* The sum of the contiguous per-position losses (over total for the mean), on the device. */
+static fl_tensor *reduce_result_cuda(const fl_tensor *per, double total, fl_reduction red)
+{
+    fl_tensor *out = fl_tensor_empty(per->dtype, 0, NULL, per->storage->device);
+    fl_cuda_rplan pl = {.x = fl_tensor_data(per), .dt = per->dtype, .n_inner = 1, .n_red = per->numel, .sr = 1,
+                        .n_out = 1};
+    if (out && fl_cuda_status(FL_CUDA(fl_cuda_reduce)(FL_RK_SUM, &pl, NULL, 0,
+                                                       red == FL_REDUCE_MEAN ? FL_RPOST_DIV : FL_RPOST_NONE,
+                                                       (double)per->numel, total, per->dtype, fl_tensor_data(out))) < 0) {
+        fl_tensor_release(out);
+        return NULL;
+    }
+    return out;
+}
+
 static fl_tensor *reduce_result(const fl_tensor *per, double total, fl_reduction red)
 {
     if (red == FL_REDUCE_NONE)
         return fl_tensor_retain((fl_tensor *)per);
+    if (fl_is_cuda(per))
+        return reduce_result_cuda(per, total, red);
     double s = 0;
     const void *p = fl_tensor_data(per);
     for (int64_t i = 0; i < per->numel; i++)
@@ -59,11 +93,17 @@ fl_tensor *fl_softmax(const fl_tensor *x, int dim, bool log)
     if (check_float("input", x) < 0)
         return NULL;
     fl_tensor *xc = fl_contiguous((fl_tensor *)x);
-    fl_tensor *y = xc ? fl_tensor_empty(x->dtype, x->ndim, x->shape, FL_CPU) : NULL;
+    fl_tensor *y = xc ? fl_tensor_empty(x->dtype, x->ndim, x->shape, x->storage->device) : NULL;
     if (y) {
         int64_t outer, n, inner;
         split_at(x, dim, &outer, &n, &inner);
-        if (x->dtype == FL_DTYPE_F32)
+        if (fl_is_cuda(y)) {
+            if (fl_cuda_status(FL_CUDA(fl_cuda_softmax)(x->dtype, fl_tensor_data(y), fl_tensor_data(xc), outer, n,
+                                                         inner, log)) < 0) {
+                fl_tensor_release(y);
+                y = NULL;
+            }
+        } else if (x->dtype == FL_DTYPE_F32)
             fl_cpu_softmax_f32(fl_tensor_data(y), fl_tensor_data(xc), outer, n, inner, log);
         else
             fl_cpu_softmax_f64(fl_tensor_data(y), fl_tensor_data(xc), outer, n, inner, log);
@@ -88,11 +128,18 @@ static int softmax_backward(fl_node *node, const fl_tensor *g, fl_tensor **grads
 {
     const fl_tensor *y = node->saved[0];
     fl_tensor *gc = fl_cast(g, y->dtype), *gcc = gc ? fl_contiguous(gc) : NULL;
-    fl_tensor *gx = gcc ? fl_tensor_empty(y->dtype, y->ndim, y->shape, FL_CPU) : NULL;
+    fl_tensor *gx = gcc ? fl_tensor_empty(y->dtype, y->ndim, y->shape, y->storage->device) : NULL;
     if (gx) {
         int64_t outer, n, inner;
         split_at(y, (int)node->iargs[0], &outer, &n, &inner);
-        if (y->dtype == FL_DTYPE_F32)
+        if (fl_is_cuda(gx)) {
+            if (fl_cuda_status(FL_CUDA(fl_cuda_softmax_backward)(y->dtype, fl_tensor_data(gx), fl_tensor_data(gcc),
+                                                                  fl_tensor_data(y), outer, n, inner,
+                                                                  (int)node->iargs[1])) < 0) {
+                fl_tensor_release(gx);
+                gx = NULL;
+            }
+        } else if (y->dtype == FL_DTYPE_F32)
             fl_cpu_softmax_backward_f32(fl_tensor_data(gx), fl_tensor_data(gcc), fl_tensor_data(y), outer, n, inner, (int)node->iargs[1]);
         else
             fl_cpu_softmax_backward_f64(fl_tensor_data(gx), fl_tensor_data(gcc), fl_tensor_data(y), outer, n, inner, (int)node->iargs[1]);
@@ -180,7 +227,7 @@ static fl_tensor *class_loss(const fl_tensor *x, const fl_tensor *target, const 
                              int64_t ignore, double smoothing, fl_reduction red, int64_t base, bool nll)
 {
     int64_t outer, n, inner;
-    if (check_class_shapes(x, target, weight, &outer, &n, &inner) < 0)
+    if (check_class_shapes(x, target, weight, &outer, &n, &inner) < 0 || check_devices(x, target, weight, NULL) < 0)
         return NULL;
     if (smoothing < 0 || smoothing > 1) {
         fl_error("label_smoothing must be in [0, 1], got %g", smoothing);
@@ -191,10 +238,17 @@ static fl_tensor *class_loss(const fl_tensor *x, const fl_tensor *target, const 
         return NULL;
     fl_ce_args a;
     fill_ce_args(&a, &c, base, ignore, smoothing);
-    fl_tensor *per = fl_tensor_empty(x->dtype, target->ndim, target->shape, FL_CPU);
+    fl_tensor *per = fl_tensor_empty(x->dtype, target->ndim, target->shape, x->storage->device);
     double tw = 0;
     int64_t bad = 0;
-    if (per && nll) {
+    if (per && fl_is_cuda(per)) {
+        /* waits for the device: the total weight and the targets' check come back */
+        if (fl_cuda_status(FL_CUDA(fl_cuda_class_loss)(nll, x->dtype, fl_tensor_data(per), fl_tensor_data(c.x), outer, n,
+                                                        inner, &a, &tw, &bad)) < 0) {
+            fl_tensor_release(per);
+            per = NULL;
+        }
+    } else if (per && nll) {
         const void *xp = fl_tensor_data(c.x);
         void *lp = fl_tensor_data(per);
         for (int64_t o = 0; o < outer && !bad; o++)
@@ -219,9 +273,13 @@ static fl_tensor *class_loss(const fl_tensor *x, const fl_tensor *target, const 
     }
     fl_tensor *out = NULL;
     if (per && bad) {
-        int64_t pos = -1 - bad;
+        int64_t pos = -1 - bad, raw = 0;
+        if (!fl_is_cuda(c.target))
+            raw = a.target[pos];
+        else if (fl_cuda_status(FL_CUDA(fl_cuda_memcpy)(&raw, a.target + pos, sizeof raw, FL_COPY_D2H)) < 0)
+            raw = 0;
         fl_error("target %lld at position %lld is out of range for %lld classes (expected %lld to %lld%s)",
-                 (long long)a.target[pos], (long long)pos + 1, (long long)n, (long long)base,
+                 (long long)raw, (long long)pos + 1, (long long)n, (long long)base,
                  (long long)(n - 1 + base), base == 1 ? "; class indices are 1-based" : "");
     } else if (per) {
         out = reduce_result(per, tw, red);
@@ -261,17 +319,23 @@ fl_tensor *fl_nll_loss(const fl_tensor *x, const fl_tensor *target, const fl_ten
 
 /* The per-position scale of the incoming gradient: g itself (reduction none), or g / total
  * weight (mean) or g (sum) broadcast to every position. Returns a float64 contiguous tensor
- * and its stride (0: one value). */
-static fl_tensor *gradient_scale(const fl_node *node, const fl_tensor *g, int64_t *stride)
+ * and its stride (0: one value). On the device the division is left to the kernels: *div
+ * gets the divisor (1 on the CPU, where it is done here). */
+static fl_tensor *gradient_scale(const fl_node *node, const fl_tensor *g, int64_t *stride, double *div)
 {
     fl_tensor *gs = fl_cast(g, FL_DTYPE_F64), *gc = gs ? fl_contiguous(gs) : NULL;
     fl_tensor_release(gs);
     if (!gc)
         return NULL;
     *stride = node->iargs[0] == FL_REDUCE_NONE ? 1 : 0;
+    *div = 1;
     if (node->iargs[0] == FL_REDUCE_MEAN) {
-        double *p = fl_tensor_data(gc);
-        p[0] /= node->dargs[1];
+        if (fl_is_cuda(gc)) {
+            *div = node->dargs[1];
+        } else {
+            double *p = fl_tensor_data(gc);
+            p[0] /= node->dargs[1];
+        }
     }
     return gc;
 }
@@ -280,12 +344,15 @@ static int class_loss_backward(fl_node *node, const fl_tensor *g, fl_tensor **gr
 {
     const fl_tensor *x = node->saved[0];
     int64_t outer, n, inner, stride;
+    double div;
     if (x->ndim == 1)
         outer = 1, n = x->shape[0], inner = 1;
     else
         split_at(x, 1, &outer, &n, &inner);
-    fl_tensor *gs = gradient_scale(node, g, &stride);
-    fl_tensor *gx = gs ? fl_tensor_zeros(x->dtype, x->ndim, x->shape, FL_CPU) : NULL;
+    fl_tensor *gs = gradient_scale(node, g, &stride, &div);
+    /* the kernels write every element on the device; the CPU's write the touched ones */
+    fl_tensor *gx = !gs ? NULL : fl_is_cuda(x) ? fl_tensor_empty(x->dtype, x->ndim, x->shape, x->storage->device)
+                                               : fl_tensor_zeros(x->dtype, x->ndim, x->shape, FL_CPU);
     if (!gx) {
         fl_tensor_release(gs);
         return -1;
@@ -295,6 +362,18 @@ static int class_loss_backward(fl_node *node, const fl_tensor *g, fl_tensor **gr
         .weight = node->saved[2] ? fl_tensor_data(node->saved[2]) : NULL, .smoothing = node->dargs[0],
     };
     const double *scale = fl_tensor_data(gs);
+    if (fl_is_cuda(x)) {
+        int rc = fl_cuda_status(FL_CUDA(fl_cuda_class_loss_backward)(node->rule == FL_GRAD_NLL, x->dtype,
+                                                                      fl_tensor_data(gx), fl_tensor_data(x), scale,
+                                                                      stride, div, outer, n, inner, &a));
+        fl_tensor_release(gs);
+        if (rc < 0) {
+            fl_tensor_release(gx);
+            return -1;
+        }
+        grads[0] = gx;
+        return 0;
+    }
     if (node->rule == FL_GRAD_NLL) {
         void *gp = fl_tensor_data(gx);
         for (int64_t o = 0; o < outer; o++)
@@ -368,14 +447,14 @@ static int pointwise_make(pointwise_inputs *p, const fl_tensor *x, const fl_tens
     p->x = fl_contiguous((fl_tensor *)x);
     p->y = fl_contiguous((fl_tensor *)y);
     if (w) {
-        p->w = fl_tensor_empty(FL_DTYPE_F64, x->ndim, x->shape, FL_CPU);
+        p->w = fl_tensor_empty(FL_DTYPE_F64, x->ndim, x->shape, x->storage->device);
         if (p->w && fl_copy(p->w, w) < 0) {
             fl_tensor_release(p->w);
             p->w = NULL;
         }
     }
     if (pw) {
-        p->pw = fl_tensor_empty(FL_DTYPE_F64, x->ndim, x->shape, FL_CPU);
+        p->pw = fl_tensor_empty(FL_DTYPE_F64, x->ndim, x->shape, x->storage->device);
         if (p->pw && fl_copy(p->pw, pw) < 0) {
             fl_tensor_release(p->pw);
             p->pw = NULL;
@@ -391,14 +470,22 @@ static int pointwise_make(pointwise_inputs *p, const fl_tensor *x, const fl_tens
 static fl_tensor *pointwise_loss(fl_grad_rule rule, const char *name, const fl_tensor *x, const fl_tensor *y,
                                  const fl_tensor *w, const fl_tensor *pw, fl_reduction red)
 {
-    if (check_float("input", x) < 0 || check_float("target", y) < 0 || check_same_shape(x, y, "target") < 0)
+    if (check_float("input", x) < 0 || check_float("target", y) < 0 || check_same_shape(x, y, "target") < 0 ||
+        check_devices(x, y, w, pw) < 0)
         return NULL;
     pointwise_inputs p;
     if (pointwise_make(&p, x, y, w, pw) < 0)
         return NULL;
-    fl_tensor *per = fl_tensor_empty(x->dtype, x->ndim, x->shape, FL_CPU);
+    fl_tensor *per = fl_tensor_empty(x->dtype, x->ndim, x->shape, x->storage->device);
     fl_tensor *out = NULL;
-    if (per) {
+    if (per && fl_is_cuda(per)) {
+        fl_ploss kind = rule == FL_GRAD_MSE ? FL_PLOSS_MSE : FL_PLOSS_BCE_LOGITS;
+        if (fl_cuda_status(FL_CUDA(fl_cuda_pointwise_loss)(kind, x->dtype, y->dtype, fl_tensor_data(per),
+                                                            fl_tensor_data(p.x), fl_tensor_data(p.y),
+                                                            p.w ? fl_tensor_data(p.w) : NULL,
+                                                            p.pw ? fl_tensor_data(p.pw) : NULL, x->numel)) == 0)
+            out = reduce_result(per, (double)x->numel, red);
+    } else if (per) {
         const void *xp = fl_tensor_data(p.x), *yp = fl_tensor_data(p.y);
         void *lp = fl_tensor_data(per);
         for (int64_t i = 0; i < x->numel; i++) {
@@ -444,17 +531,34 @@ static int pointwise_backward(fl_node *node, const fl_tensor *g, fl_tensor **gra
 {
     const fl_tensor *x = node->saved[0], *y = node->saved[1], *w = node->saved[2], *pw = node->saved[3];
     int64_t stride;
-    fl_tensor *gs = gradient_scale(node, g, &stride);
+    double div;
+    fl_tensor *gs = gradient_scale(node, g, &stride, &div);
     if (!gs)
         return -1;
     const double *scale = fl_tensor_data(gs);
-    fl_tensor *gx = node->next[0] ? fl_tensor_empty(x->dtype, x->ndim, x->shape, FL_CPU) : NULL;
-    fl_tensor *gy = node->next[1] ? fl_tensor_empty(y->dtype, y->ndim, y->shape, FL_CPU) : NULL;
+    fl_tensor *gx = node->next[0] ? fl_tensor_empty(x->dtype, x->ndim, x->shape, x->storage->device) : NULL;
+    fl_tensor *gy = node->next[1] ? fl_tensor_empty(y->dtype, y->ndim, y->shape, y->storage->device) : NULL;
     if ((node->next[0] && !gx) || (node->next[1] && !gy)) {
         fl_tensor_release(gs);
         fl_tensor_release(gx);
         fl_tensor_release(gy);
         return -1;
+    }
+    if (fl_is_cuda(x)) {
+        fl_ploss kind = node->rule == FL_GRAD_MSE ? FL_PLOSS_MSE : FL_PLOSS_BCE_LOGITS;
+        int rc = fl_cuda_status(FL_CUDA(fl_cuda_pointwise_loss_backward)(
+            kind, x->dtype, y->dtype, gx ? fl_tensor_data(gx) : NULL, gy ? fl_tensor_data(gy) : NULL,
+            fl_tensor_data(x), fl_tensor_data(y), w ? fl_tensor_data(w) : NULL, pw ? fl_tensor_data(pw) : NULL,
+            scale, stride, div, x->numel));
+        fl_tensor_release(gs);
+        if (rc < 0) {
+            fl_tensor_release(gx);
+            fl_tensor_release(gy);
+            return -1;
+        }
+        grads[0] = gx;
+        grads[1] = gy;
+        return 0;
     }
     const void *xp = fl_tensor_data(x), *yp = fl_tensor_data(y);
     for (int64_t i = 0; i < x->numel; i++) {

@@ -1,11 +1,14 @@
 /* optim.c: fused optimizer steps and gradient clipping (see optim.h). A step is planned in
  * full first (checks, contiguous copies, new state), then run as one parallel pass over
- * every element of every parameter, then non-contiguous tensors are written back. Only the
- * planning can fail, so a failed step changes nothing. */
+ * every element of every CPU parameter and a few batched launches for the GPU's
+ * (kernels/cuda/optim.cu), then non-contiguous tensors are written back. Only the planning
+ * can fail (and, on the GPU, a launch: a broken device), so a failed step changes nothing. */
 #include "optim.h"
 #include "autograd.h"
+#include "cuda.h"
 #include "interrupt.h"
 #include "../kernels/cpu/optim.h"
+#include "../kernels/cuda/optim.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -49,8 +52,9 @@ static int check_like(int i, const fl_tensor *p, const fl_tensor *t, const char 
                  fl_dtype_name(p->dtype), fl_shape_str(b2, sizeof b2, p->ndim, p->shape));
         return -1;
     }
-    if (t->storage->device.type != FL_DEVICE_CPU) {
-        fl_error("%s of parameter %d is on cuda; optimizer steps run on CPU tensors", what, i + 1);
+    if (t->storage->device.type != p->storage->device.type) {
+        fl_error("expected all tensors on the same device, got %s (parameter %d) and %s (%s)",
+                 fl_is_cuda(p) ? "cuda" : "cpu", i + 1, fl_is_cuda(t) ? "cuda" : "cpu", what);
         return -1;
     }
     return 0;
@@ -66,10 +70,6 @@ static int check_param(int i, const fl_tensor *p, const fl_tensor *g)
         fl_error("parameter %d is %s; optimizers update floating point tensors", i + 1, fl_dtype_name(p->dtype));
         return -1;
     }
-    if (p->storage->device.type != FL_DEVICE_CPU) {
-        fl_error("parameter %d is on cuda; optimizer steps run on CPU tensors", i + 1);
-        return -1;
-    }
     return check_like(i, p, g, "the gradient");
 }
 
@@ -81,7 +81,7 @@ static fl_tensor *writable(fl_tensor *t)
 
 static fl_tensor *new_state(const fl_tensor *p, double init)
 {
-    fl_tensor *t = fl_tensor_empty(p->dtype, p->ndim, p->shape, FL_CPU);
+    fl_tensor *t = fl_tensor_empty(p->dtype, p->ndim, p->shape, p->storage->device);
     if (t && fl_fill(t, init) < 0) {
         fl_tensor_release(t);
         return NULL;
@@ -125,7 +125,8 @@ static int plan_alloc(plan *pl, fl_tensor *const *grads)
                 goto fail;
         }
         e->begin = pl->total;
-        pl->total += p->numel;
+        if (!fl_is_cuda(p))   /* the CPU pass counts CPU elements only */
+            pl->total += p->numel;
     }
     for (int i = 0; i < pl->n; i++) {
         fl_tensor *p = pl->params[i];
@@ -235,6 +236,8 @@ static void run_range(void *ctx, int64_t begin, int64_t end)
     }
     for (int i = lo; i < pl->n && pl->e[i].begin < end; i++) {
         const plan_entry *e = &pl->e[i];
+        if (fl_is_cuda(e->work[0]))
+            continue;
         int64_t numel = e->work[0]->numel;
         int64_t a = begin > e->begin ? begin - e->begin : 0;
         int64_t b = end - e->begin < numel ? end - e->begin : numel;
@@ -243,13 +246,81 @@ static void run_range(void *ctx, int64_t begin, int64_t end)
     }
 }
 
-/* Runs a built plan: the pass, the write-backs, the version bumps, and hands new state to
- * the caller. Cannot fail. */
-static void plan_run(plan *pl)
+/* The options of a step in the GPU kernels' form. */
+static fl_cuda_optim_opts device_opts(const plan *pl)
 {
+    switch (pl->kind) {
+    case KIND_SGD: {
+        const fl_sgd_opts *o = pl->opts;
+        return (fl_cuda_optim_opts){.lr = o->lr, .momentum = o->momentum, .dampening = o->dampening,
+                                    .weight_decay = o->weight_decay, .nesterov = o->nesterov,
+                                    .maximize = o->maximize};
+    }
+    case KIND_ADAM: {
+        const fl_adam_opts *o = pl->opts;
+        return (fl_cuda_optim_opts){.lr = o->lr, .beta1 = o->beta1, .beta2 = o->beta2, .eps = o->eps,
+                                    .weight_decay = o->weight_decay, .amsgrad = o->amsgrad,
+                                    .maximize = o->maximize, .decoupled = o->decoupled};
+    }
+    case KIND_ADAGRAD: {   /* lr and lr_decay reach the kernel as each parameter's clr */
+        const fl_adagrad_opts *o = pl->opts;
+        return (fl_cuda_optim_opts){.weight_decay = o->weight_decay, .eps = o->eps, .maximize = o->maximize};
+    }
+    case KIND_RMSPROP: {
+        const fl_rmsprop_opts *o = pl->opts;
+        return (fl_cuda_optim_opts){.lr = o->lr, .alpha = o->alpha, .eps = o->eps, .weight_decay = o->weight_decay,
+                                    .momentum = o->momentum, .centered = o->centered, .maximize = o->maximize};
+    }
+    case KIND_ADADELTA: {
+        const fl_adadelta_opts *o = pl->opts;
+        return (fl_cuda_optim_opts){.lr = o->lr, .rho = o->rho, .eps = o->eps, .weight_decay = o->weight_decay,
+                                    .maximize = o->maximize};
+    }
+    }
+    return (fl_cuda_optim_opts){0};
+}
+
+static const fl_cuda_optim_kind device_kind[] = {
+    [KIND_SGD] = FL_CUDA_OPTIM_SGD, [KIND_ADAM] = FL_CUDA_OPTIM_ADAM, [KIND_ADAGRAD] = FL_CUDA_OPTIM_ADAGRAD,
+    [KIND_RMSPROP] = FL_CUDA_OPTIM_RMSPROP, [KIND_ADADELTA] = FL_CUDA_OPTIM_ADADELTA,
+};
+
+/* The GPU parameters of a plan, updated by a few batched launches. `list` has room for every
+ * entry (allocated by the caller with the plan). */
+static int run_device(const plan *pl, fl_cuda_optim_tensor *list)
+{
+    int m = 0;
+    for (int i = 0; i < pl->n; i++) {
+        const plan_entry *e = &pl->e[i];
+        if (!fl_is_cuda(e->work[0]))
+            continue;
+        fl_cuda_optim_tensor *t = &list[m++];
+        *t = (fl_cuda_optim_tensor){.dtype = e->work[0]->dtype, .n = e->work[0]->numel,
+                                    .p = fl_tensor_data(e->work[0]), .g = fl_tensor_data(e->grad),
+                                    .s1 = e->s1, .s2 = e->s2, .init = e->created[0]};
+        for (int k = 0; k < MAX_STATE; k++)
+            t->state[k] = e->work[1 + k] ? fl_tensor_data(e->work[1 + k]) : NULL;
+    }
+    if (m == 0)
+        return 0;
+    fl_cuda_optim_opts o = device_opts(pl);
+    return fl_cuda_status(FL_CUDA(fl_cuda_optim_step)(device_kind[pl->kind], &o, list, m));
+}
+
+/* Runs a built plan: the pass, the write-backs, the version bumps, and hands new state to
+ * the caller. Fails only when the GPU does (its tensors are then in an unknown state). */
+static int plan_run(plan *pl)
+{
+    fl_cuda_optim_tensor *list = calloc(pl->n ? (size_t)pl->n : 1, sizeof *list);
+    if (!list) {
+        fl_error("out of memory");
+        return -1;
+    }
     bool grad_mode = fl_grad_enabled();
     fl_set_grad_enabled(false);        /* the write-backs are not on the tape */
     fl_interrupt_defer_begin();        /* the pool must not skip chunks on Ctrl-C */
+    /* the GPU's launches are queued first, so they overlap the CPU pass */
+    int rc = run_device(pl, list);
     if (pl->total > 0)
         fl_parallel_for(pl->total, STEP_GRAIN, run_range, pl);
     for (int i = 0; i < pl->n; i++) {
@@ -262,23 +333,25 @@ static void plan_run(plan *pl)
             }
             if (!orig)
                 continue;
-            if (orig != e->work[k])
-                fl_copy(orig, e->work[k]);   /* same shape, dtype and device: cannot fail */
+            if (orig != e->work[k] && fl_copy(orig, e->work[k]) < 0)   /* same shape, dtype and device */
+                rc = -1;   /* only a failing GPU */
             orig->storage->version++;
         }
     }
     if (fl_interrupt_defer_end())
         fl_interrupt_request();        /* deliver it now that the step is whole */
     fl_set_grad_enabled(grad_mode);
+    free(list);
+    return rc;
 }
 
 static int run_step(plan *pl, fl_tensor *const *grads)
 {
     if (plan_build(pl, grads) < 0)
         return -1;
-    plan_run(pl);
+    int rc = plan_run(pl);
     plan_free(pl);
-    return 0;
+    return rc;
 }
 
 /* Options that must be >= 0 (not NaN). */
@@ -344,9 +417,9 @@ int fl_adam_step(int n, fl_tensor *const *params, fl_tensor *const *grads, fl_te
         pl.e[i].s1 = o->lr / (1 - pow(o->beta1, t));
         pl.e[i].s2 = sqrt(1 - pow(o->beta2, t));
     }
-    plan_run(&pl);
+    int rc = plan_run(&pl);
     plan_free(&pl);
-    return 0;
+    return rc;
 }
 
 int fl_adagrad_step(int n, fl_tensor *const *params, fl_tensor *const *grads, fl_tensor **sums,
@@ -374,9 +447,9 @@ int fl_adagrad_step(int n, fl_tensor *const *params, fl_tensor *const *grads, fl
         }
         pl.e[i].s1 = o->lr / (1 + (double)(steps[i] - 1) * o->lr_decay);
     }
-    plan_run(&pl);
+    int rc = plan_run(&pl);
     plan_free(&pl);
-    return 0;
+    return rc;
 }
 
 int fl_rmsprop_step(int n, fl_tensor *const *params, fl_tensor *const *grads, fl_tensor **square_avg,
@@ -424,41 +497,71 @@ int fl_adadelta_step(int n, fl_tensor *const *params, fl_tensor *const *grads, f
 
 /* ---------------------------------------------------------------- gradient clipping */
 
+/* Floating point gradients, all on one device. */
 static int check_grads(int n, fl_tensor *const *grads)
 {
     for (int i = 0; i < n; i++) {
         const fl_tensor *g = grads[i];
-        if (!g || !fl_dtype_is_float(g->dtype) || g->storage->device.type != FL_DEVICE_CPU) {
-            fl_error("gradient %d is %s; expected a floating point CPU tensor", i + 1,
-                     !g ? "missing" : !fl_dtype_is_float(g->dtype) ? fl_dtype_name(g->dtype) : "on cuda");
+        if (!g || !fl_dtype_is_float(g->dtype)) {
+            fl_error("gradient %d is %s; expected a floating point tensor", i + 1,
+                     !g ? "missing" : fl_dtype_name(g->dtype));
+            return -1;
+        }
+        if (g->storage->device.type != grads[0]->storage->device.type) {
+            fl_error("expected all tensors on the same device, got %s (gradient 1) and %s (gradient %d)",
+                     fl_is_cuda(grads[0]) ? "cuda" : "cpu", fl_is_cuda(g) ? "cuda" : "cpu", i + 1);
             return -1;
         }
     }
     return 0;
 }
 
-/* An in-place update of one contiguous gradient. */
-typedef void (*grad_fn_t)(fl_tensor *g, double arg);
-
-static void scale_contig(fl_tensor *g, double c)
+/* The contiguous tensors of a GPU call as the kernels' list: p (in place), or g (read). */
+static fl_cuda_optim_tensor *device_list(int n, fl_tensor *const *ts, bool in_place)
 {
-    if (g->dtype == FL_DTYPE_F32)
-        fl_cpu_scale_f32(fl_tensor_data(g), g->numel, (float)c);
-    else
-        fl_cpu_scale_f64(fl_tensor_data(g), g->numel, c);
+    fl_cuda_optim_tensor *list = calloc(n ? (size_t)n : 1, sizeof *list);
+    if (!list) {
+        fl_error("out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        list[i] = (fl_cuda_optim_tensor){.dtype = ts[i]->dtype, .n = ts[i]->numel};
+        if (in_place)
+            list[i].p = fl_tensor_data(ts[i]);
+        else
+            list[i].g = fl_tensor_data(ts[i]);
+    }
+    return list;
 }
 
-static void clip_contig(fl_tensor *g, double v)
+/* An in-place update of every (contiguous) gradient: x * arg, or x clamped to [-arg, arg]. */
+static int update_grads(int n, fl_tensor *const *work, fl_cuda_optim_kind kind, double arg)
 {
-    if (g->dtype == FL_DTYPE_F32)
-        fl_cpu_clip_value_f32(fl_tensor_data(g), g->numel, (float)v);
-    else
-        fl_cpu_clip_value_f64(fl_tensor_data(g), g->numel, v);
+    if (fl_is_cuda(work[0])) {
+        fl_cuda_optim_tensor *list = device_list(n, work, true);
+        fl_cuda_optim_opts o = {.lr = arg};
+        int rc = list ? fl_cuda_status(FL_CUDA(fl_cuda_optim_step)(kind, &o, list, n)) : -1;
+        free(list);
+        return rc;
+    }
+    for (int i = 0; i < n; i++) {
+        fl_tensor *g = work[i];
+        bool f32 = g->dtype == FL_DTYPE_F32;
+        if (kind == FL_CUDA_OPTIM_SCALE && f32)
+            fl_cpu_scale_f32(fl_tensor_data(g), g->numel, (float)arg);
+        else if (kind == FL_CUDA_OPTIM_SCALE)
+            fl_cpu_scale_f64(fl_tensor_data(g), g->numel, arg);
+        else if (f32)
+            fl_cpu_clip_value_f32(fl_tensor_data(g), g->numel, (float)arg);
+        else
+            fl_cpu_clip_value_f64(fl_tensor_data(g), g->numel, arg);
+    }
+    return 0;
 }
 
-/* Runs fn over every gradient in place: all contiguous copies are made first, so a failed
- * allocation changes nothing. */
-static int each_grad(int n, fl_tensor *const *grads, grad_fn_t fn, double arg)
+/* Updates every gradient in place (kind and arg as update_grads): all contiguous copies are
+ * made first, so a failed allocation changes nothing. */
+static int each_grad(int n, fl_tensor *const *grads, fl_cuda_optim_kind kind, double arg)
 {
     fl_tensor **work = calloc(n ? (size_t)n : 1, sizeof *work);
     if (!work) {
@@ -475,10 +578,10 @@ static int each_grad(int n, fl_tensor *const *grads, grad_fn_t fn, double arg)
     bool grad_mode = fl_grad_enabled();
     fl_set_grad_enabled(false);
     fl_interrupt_defer_begin();
+    int rc = n > 0 ? update_grads(n, work, kind, arg) : 0;
     for (int i = 0; i < n; i++) {
-        fn(work[i], arg);
-        if (work[i] != grads[i])
-            fl_copy(grads[i], work[i]);
+        if (work[i] != grads[i] && fl_copy(grads[i], work[i]) < 0)
+            rc = -1;   /* only a failing GPU */
         grads[i]->storage->version++;
         fl_tensor_release(work[i]);
     }
@@ -486,7 +589,41 @@ static int each_grad(int n, fl_tensor *const *grads, grad_fn_t fn, double arg)
         fl_interrupt_request();
     fl_set_grad_enabled(grad_mode);
     free(work);
-    return 0;
+    return rc;
+}
+
+/* parts[i] = fl_cpu_norm_part of gradient i (see kernels/cpu/optim.h). On the GPU: one pass
+ * over all gradients, and one read back of the n parts. */
+static int norm_parts(int n, fl_tensor *const *grads, double p, double *parts)
+{
+    if (!fl_is_cuda(grads[0])) {
+        for (int i = 0; i < n; i++) {
+            fl_tensor *g = fl_contiguous(grads[i]);
+            if (!g)
+                return -1;
+            parts[i] = g->dtype == FL_DTYPE_F32 ? fl_cpu_norm_part_f32(fl_tensor_data(g), g->numel, p)
+                                                : fl_cpu_norm_part_f64(fl_tensor_data(g), g->numel, p);
+            fl_tensor_release(g);
+        }
+        return 0;
+    }
+    fl_tensor **c = calloc((size_t)n, sizeof *c);
+    int rc = c ? 0 : -1;
+    for (int i = 0; rc == 0 && i < n; i++)
+        if (!(c[i] = fl_contiguous(grads[i])))
+            rc = -1;
+    fl_cuda_optim_tensor *list = rc == 0 ? device_list(n, c, false) : NULL;
+    if (list)
+        rc = fl_cuda_status(FL_CUDA(fl_cuda_grad_norm_parts)(list, n, p, parts));
+    else if (rc == 0)
+        rc = -1;
+    for (int i = 0; c && i < n; i++)
+        fl_tensor_release(c[i]);
+    free(c);
+    free(list);
+    if (!c)
+        fl_error("out of memory");
+    return rc;
 }
 
 int fl_clip_grad_norm(int n, fl_tensor *const *grads, double max_norm, double norm_type,
@@ -501,15 +638,20 @@ int fl_clip_grad_norm(int n, fl_tensor *const *grads, double max_norm, double no
         return 0;
     if (check_grads(n, grads) < 0)
         return -1;
+    double *parts = calloc((size_t)n, sizeof *parts);
+    if (!parts) {
+        fl_error("out of memory");
+        return -1;
+    }
+    double p = norm_type;
+    if (norm_parts(n, grads, p, parts) < 0) {
+        free(parts);
+        return -1;
+    }
     /* PyTorch's definition: the norm of the vector of per-gradient norms */
-    double p = norm_type, acc = isinf(p) && p < 0 ? INFINITY : 0;
+    double acc = isinf(p) && p < 0 ? INFINITY : 0;
     for (int i = 0; i < n && !isnan(acc); i++) {
-        fl_tensor *g = fl_contiguous(grads[i]);
-        if (!g)
-            return -1;
-        double part = g->dtype == FL_DTYPE_F32 ? fl_cpu_norm_part_f32(fl_tensor_data(g), g->numel, p)
-                                               : fl_cpu_norm_part_f64(fl_tensor_data(g), g->numel, p);
-        fl_tensor_release(g);
+        double part = parts[i];
         double norm = isinf(p) || p == 0 || p == 1 ? part : pow(part, 1 / p);
         if (isnan(norm))
             acc = NAN;
@@ -520,6 +662,7 @@ int fl_clip_grad_norm(int n, fl_tensor *const *grads, double max_norm, double no
         else
             acc += pow(norm, p);
     }
+    free(parts);
     double t = isinf(p) || p == 0 || isnan(acc) ? acc : pow(acc, 1 / p);
     if (grads[0]->dtype == FL_DTYPE_F32)
         t = (float)t;
@@ -534,7 +677,7 @@ int fl_clip_grad_norm(int n, fl_tensor *const *grads, double max_norm, double no
         coef = (float)max_norm / ((float)t + 1e-6f);
     if (coef >= 1)
         return 0;   /* PyTorch multiplies by 1 here: nothing changes */
-    return each_grad(n, grads, scale_contig, coef);
+    return each_grad(n, grads, FL_CUDA_OPTIM_SCALE, coef);
 }
 
 int fl_clip_grad_value(int n, fl_tensor *const *grads, double clip_value)
@@ -545,5 +688,5 @@ int fl_clip_grad_value(int n, fl_tensor *const *grads, double clip_value)
     }
     if (check_grads(n, grads) < 0)
         return -1;
-    return each_grad(n, grads, clip_contig, clip_value);
+    return each_grad(n, grads, FL_CUDA_OPTIM_CLIP_VALUE, clip_value);
 }

@@ -1,10 +1,13 @@
 /* pool.c: max_pool1d/2d, avg_pool2d and adaptive_avg_pool2d, forward and backward. Planes
  * (one channel of one image) are independent, so the kernels run over ranges of planes on
  * the pool. Max pooling keeps the argmax of each window for its backward; the average
- * poolings need only the shapes. Output sizes and checks follow PyTorch's. */
+ * poolings need only the shapes. Output sizes and checks follow PyTorch's. CUDA tensors run
+ * the same passes as kernels of kernels/cuda/pool.cu. */
 #include "nn.h"
 #include "autograd.h"
+#include "cuda.h"
 #include "../kernels/cpu/pool.h"
+#include "../kernels/cuda/pool.h"
 
 #include <stdio.h>
 
@@ -23,6 +26,7 @@ typedef struct {
     int64_t base;
     int count_include_pad;
     int64_t divisor;
+    bool cuda;               /* dst and src are device pointers */
 } pool_job;
 
 static void run_planes(void *ctx, int64_t p0, int64_t p1)
@@ -66,12 +70,36 @@ static void run_planes(void *ctx, int64_t p0, int64_t p1)
         fl_cpu_adaptive_avg_pool2d_backward_f64((double *)gin, (const double *)gout, np, g->h, g->w, g->oh, g->ow);
 }
 
-static void run_job(pool_job *j, int64_t planes)
+/* The pass of j on the GPU. */
+static int run_cuda(const pool_job *j, int64_t planes)
 {
+    const fl_conv_geom *g = &j->geom;
+    int rc;
+    if (!j->backward && j->kind == POOL_MAX)
+        rc = FL_CUDA(fl_cuda_max_pool2d)(j->dt, j->dst, j->idx, j->src, planes, g, j->base);
+    else if (!j->backward && j->kind == POOL_AVG)
+        rc = FL_CUDA(fl_cuda_avg_pool2d)(j->dt, j->dst, j->src, planes, g, j->count_include_pad, j->divisor);
+    else if (!j->backward)
+        rc = FL_CUDA(fl_cuda_adaptive_avg_pool2d)(j->dt, j->dst, j->src, planes, g->h, g->w, g->oh, g->ow);
+    else if (j->kind == POOL_MAX)
+        rc = FL_CUDA(fl_cuda_max_pool2d_backward)(j->dt, j->dst, j->src, j->idx, planes, g->h * g->w,
+                                                  g->oh * g->ow, j->base);
+    else if (j->kind == POOL_AVG)
+        rc = FL_CUDA(fl_cuda_avg_pool2d_backward)(j->dt, j->dst, j->src, planes, g, j->count_include_pad, j->divisor);
+    else
+        rc = FL_CUDA(fl_cuda_adaptive_avg_pool2d_backward)(j->dt, j->dst, j->src, planes, g->h, g->w, g->oh, g->ow);
+    return fl_cuda_status(rc);
+}
+
+static int run_job(pool_job *j, int64_t planes)
+{
+    if (j->cuda)
+        return planes > 0 ? run_cuda(j, planes) : 0;
     int64_t work = j->geom.h * j->geom.w + j->geom.oh * j->geom.ow;
     int64_t grain = work > 0 ? 32768 / work : planes;
     if (planes > 0)
         fl_parallel_for(planes, grain < 1 ? 1 : grain, run_planes, j);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- shapes */
@@ -207,13 +235,13 @@ static int max_pool(const char *name, int sd, const fl_tensor *x, const fl_pool_
     if (pool_setup(&g, oshape, x, o, sd, true) < 0)
         return -1;
     fl_tensor *xc = fl_contiguous((fl_tensor *)x);
-    fl_tensor *y = xc ? fl_tensor_empty(x->dtype, x->ndim, oshape, FL_CPU) : NULL;
-    fl_tensor *idx = y ? fl_tensor_empty(FL_DTYPE_I64, x->ndim, oshape, FL_CPU) : NULL;
+    fl_tensor *y = xc ? fl_tensor_empty(x->dtype, x->ndim, oshape, x->storage->device) : NULL;
+    fl_tensor *idx = y ? fl_tensor_empty(FL_DTYPE_I64, x->ndim, oshape, x->storage->device) : NULL;
     int rc = idx ? 0 : -1;
     if (rc == 0) {
         pool_job j = {.kind = POOL_MAX, .dt = x->dtype, .dst = fl_tensor_data(y), .src = fl_tensor_data(xc),
-                      .idx = fl_tensor_data(idx), .geom = g, .base = base};
-        run_job(&j, planes_of(x, sd));
+                      .idx = fl_tensor_data(idx), .geom = g, .base = base, .cuda = fl_is_cuda(x)};
+        rc = run_job(&j, planes_of(x, sd));
     }
     if (rc == 0 && fl_needs_grad(x)) {
         fl_node *node = fl_node_new(FL_GRAD_MAX_POOL, name, 1, &x);
@@ -258,12 +286,13 @@ fl_tensor *fl_avg_pool2d(const fl_tensor *x, const fl_pool_opts *o)
         return NULL;
     }
     fl_tensor *xc = fl_contiguous((fl_tensor *)x);
-    fl_tensor *y = xc ? fl_tensor_empty(x->dtype, x->ndim, oshape, FL_CPU) : NULL;
+    fl_tensor *y = xc ? fl_tensor_empty(x->dtype, x->ndim, oshape, x->storage->device) : NULL;
     int rc = y ? 0 : -1;
     if (rc == 0) {
         pool_job j = {.kind = POOL_AVG, .dt = x->dtype, .dst = fl_tensor_data(y), .src = fl_tensor_data(xc),
-                      .geom = g, .count_include_pad = o->count_include_pad, .divisor = o->divisor_override};
-        run_job(&j, planes_of(x, 2));
+                      .geom = g, .count_include_pad = o->count_include_pad, .divisor = o->divisor_override,
+                      .cuda = fl_is_cuda(x)};
+        rc = run_job(&j, planes_of(x, 2));
     }
     if (rc == 0 && fl_needs_grad(x)) {
         fl_node *node = fl_node_new(FL_GRAD_AVG_POOL, "avg_pool2d", 1, &x);
@@ -297,13 +326,14 @@ fl_tensor *fl_adaptive_avg_pool2d(const fl_tensor *x, int64_t oh, int64_t ow)
     oshape[x->ndim - 2] = oh;
     oshape[x->ndim - 1] = ow;
     fl_tensor *xc = fl_contiguous((fl_tensor *)x);
-    fl_tensor *y = xc ? fl_tensor_empty(x->dtype, x->ndim, oshape, FL_CPU) : NULL;
+    fl_tensor *y = xc ? fl_tensor_empty(x->dtype, x->ndim, oshape, x->storage->device) : NULL;
     int rc = y ? 0 : -1;
     if (rc == 0) {
         pool_job j = {.kind = POOL_ADAPTIVE, .dt = x->dtype, .dst = fl_tensor_data(y), .src = fl_tensor_data(xc),
-                      .geom = {.h = x->shape[x->ndim - 2], .w = x->shape[x->ndim - 1], .oh = oh, .ow = ow}};
+                      .geom = {.h = x->shape[x->ndim - 2], .w = x->shape[x->ndim - 1], .oh = oh, .ow = ow},
+                      .cuda = fl_is_cuda(x)};
         if (y->numel > 0)
-            run_job(&j, planes_of(x, 2));
+            rc = run_job(&j, planes_of(x, 2));
     }
     if (rc == 0 && fl_needs_grad(x))
         rc = record(fl_node_new(FL_GRAD_ADAPTIVE_AVG_POOL, "adaptive_avg_pool2d", 1, &x), y, NULL);
@@ -323,12 +353,13 @@ int fl_pool_backward(fl_node *n, const fl_tensor *g, fl_tensor **grads)
     const int64_t *ishape = n->in_shape[0];
     fl_dtype dt = n->in_dtype[0];
     fl_tensor *gc = g->dtype == dt ? fl_contiguous((fl_tensor *)g) : fl_cast(g, dt);
-    fl_tensor *gx = gc ? fl_tensor_empty(dt, nd, ishape, FL_CPU) : NULL;
+    fl_tensor *gx = gc ? fl_tensor_empty(dt, nd, ishape, g->storage->device) : NULL;
     if (!gx) {
         fl_tensor_release(gc);
         return -1;
     }
-    pool_job j = {.backward = true, .dt = dt, .dst = fl_tensor_data(gx), .src = fl_tensor_data(gc)};
+    pool_job j = {.backward = true, .dt = dt, .dst = fl_tensor_data(gx), .src = fl_tensor_data(gc),
+                  .cuda = fl_is_cuda(gx)};
     int64_t planes = 1;
     if (n->rule == FL_GRAD_MAX_POOL) {
         /* planes of hw input and ohw output elements, whatever the spatial dims */
@@ -358,11 +389,16 @@ int fl_pool_backward(fl_node *n, const fl_tensor *g, fl_tensor **grads)
             j.divisor = n->iargs[3] >> 1;
         }
     }
+    int rc = 0;
     if (gx->numel > 0 && g->numel > 0)
-        run_job(&j, planes);
+        rc = run_job(&j, planes);
     else if (gx->numel > 0)
-        fl_fill(gx, 0);
+        rc = fl_fill(gx, 0);
     fl_tensor_release(gc);
+    if (rc < 0) {
+        fl_tensor_release(gx);
+        return -1;
+    }
     grads[0] = gx;
     return 0;
 }

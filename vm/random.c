@@ -1,8 +1,10 @@
 /* random.c: one global generator, counter-based (Philox4x32-10, Salmon et al. 2011).
  * Element i of a draw uses counter (offset + i), so results do not depend on how the work
  * is split across threads, and the same seed gives the same numbers on every machine.
- * The state is just (seed, offset). */
-#include "flare.h"
+ * The state is just (seed, offset). CUDA tensors draw on the device from the same stream
+ * (kernels/cuda/random.cu), so a seed gives the same numbers on either device. */
+#include "cuda.h"
+#include "../kernels/cuda/random.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -53,7 +55,12 @@ static double u01(uint32_t hi, uint32_t lo)
     return (double)(((uint64_t)hi << 21) ^ (lo >> 11)) * 0x1.0p-53;
 }
 
-typedef enum { DRAW_UNIFORM, DRAW_NORMAL, DRAW_INT, DRAW_BERNOULLI } draw_kind;
+typedef enum {
+    DRAW_UNIFORM = FL_DRAW_UNIFORM,
+    DRAW_NORMAL = FL_DRAW_NORMAL,
+    DRAW_INT = FL_DRAW_INT,
+    DRAW_BERNOULLI = FL_DRAW_BERNOULLI
+} draw_kind;
 
 typedef struct {
     draw_kind kind;
@@ -99,13 +106,20 @@ static void draw_range(void *p, int64_t begin, int64_t end)
     }
 }
 
+/* The device draws element i (row-major) with counter offset + i, straight into t. */
+static int draw_cuda(fl_tensor *t, const draw_ctx *c)
+{
+    fl_draw d = {(fl_draw_kind)c->kind, c->a, c->b, c->lo, c->span, rng_seed, rng_offset};
+    rng_offset += (uint64_t)t->numel;
+    t->storage->version++;
+    return fl_cuda_status(FL_CUDA(fl_cuda_random)(t->dtype, fl_tensor_data(t), t->ndim, t->shape, t->strides, &d));
+}
+
 /* Draws into a contiguous buffer, then copies into t if t is strided. */
 static int draw(fl_tensor *t, draw_ctx *c)
 {
-    if (t->storage->device.type != FL_DEVICE_CPU) {
-        fl_error("only CPU tensors can be filled here");
-        return -1;
-    }
+    if (fl_is_cuda(t))
+        return draw_cuda(t, c);
     fl_tensor *dst = fl_tensor_is_contiguous(t) ? fl_tensor_retain(t)
                                                 : fl_tensor_empty(t->dtype, t->ndim, t->shape, FL_CPU);
     if (!dst)

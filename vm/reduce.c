@@ -7,10 +7,14 @@
  * rows are cut into blocks (RED_BLOCK, or COL_BLOCK when the kernel walks across rows)
  * whose partials are folded in order; the work items are split on the pool. Every split
  * depends on the shape only, never on the thread count, so results are the same with 1
- * thread or 64. Each differentiable op records its autograd node last (rules in
+ * thread or 64. CUDA tensors take the same plan to the kernels of kernels/cuda/reduce.cu,
+ * which also apply the final step (mean's division, var's, the norm's root) and write the
+ * result's dtype at once. Each differentiable op records its autograd node last (rules in
  * vm/backward_reduce.c). */
 #include "autograd.h"
+#include "cuda.h"
 #include "../kernels/cpu/reduce.h"
+#include "../kernels/cuda/reduce.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -34,15 +38,6 @@ typedef struct {
     int out_ndim;
     int64_t out_shape[FL_MAX_DIMS];
 } plan;
-
-static int check_cpu(const fl_tensor *t)
-{
-    if (t->storage->device.type != FL_DEVICE_CPU) {
-        fl_error("expected a CPU tensor, got one on cuda");
-        return -1;
-    }
-    return 0;
-}
 
 /* The bit set of reduced dims; ndims == 0 means all. A 0-dim tensor accepts dim 0. */
 static int dims_mask(const fl_tensor *t, int ndims, const int *dims, uint32_t *mask)
@@ -186,6 +181,18 @@ static int64_t outer_offset(const plan *pl, int64_t o)
     return off;
 }
 
+/* The plan as the CUDA kernels take it. */
+static fl_cuda_rplan cuda_plan(const plan *pl)
+{
+    fl_cuda_rplan c = {.x = pl->data, .dt = pl->src->dtype, .nouter = pl->nouter, .n_inner = pl->n_inner,
+                       .so = pl->so, .n_red = pl->n_red, .sr = pl->sr, .n_out = pl->n_out};
+    for (int k = 0; k < pl->nouter; k++) {
+        c.outer_shape[k] = pl->outer_shape[k];
+        c.outer_stride[k] = pl->outer_stride[k];
+    }
+    return c;
+}
+
 /* ---------------------------------------------------------------- running a plan */
 
 enum { KIND_FLOAT, KIND_INT, KIND_ARG };
@@ -296,38 +303,66 @@ static int require_float(const fl_tensor *t)
     return 0;
 }
 
-/* Reduces t with op into a new accumulator tensor of the result shape: float64 for float
- * tensors, int64 for the others. shift (float64, result shape, or NULL) feeds SQDEV and
- * EXPSHIFT. *n_red, when asked, receives the number of entries per result. */
-static fl_tensor *reduce_acc(const fl_tensor *t, uint32_t mask, bool keepdim, fl_rk op,
-                             const fl_tensor *shift, double p, int64_t *n_red)
+/* One reduction: op over each row, then post (kernels/cuda/reduce.h), stored as dt. shift
+ * (float64 of the result's shape on t's device, or NULL) feeds SQDEV, EXPSHIFT and LSE; p is
+ * ABSPOW's power, arg the post's argument. */
+typedef struct {
+    fl_rk op;
+    const fl_tensor *shift;
+    double p;
+    fl_rpost post;
+    double arg;
+    fl_dtype dt;
+} red_spec;
+
+/* On the CPU the rows are folded into a float64 (float tensors) or int64 accumulator, which
+ * is post-processed and cast. *n_red, when asked, receives the number of entries per result. */
+static fl_tensor *reduce_cpu(const plan *pl, const fl_tensor *t, const red_spec *s)
+{
+    bool is_float = fl_dtype_is_float(t->dtype);
+    fl_tensor *acc = fl_tensor_empty(is_float ? FL_DTYPE_F64 : FL_DTYPE_I64, pl->out_ndim, pl->out_shape, FL_CPU);
+    red_job job = {.kind = is_float ? KIND_FLOAT : KIND_INT, .op = s->op, .p = s->p,
+                   .shift = s->shift ? fl_tensor_data(s->shift) : NULL};
+    if (acc && plan_run(pl, &job, fl_tensor_data(acc), NULL) < 0) {
+        fl_tensor_release(acc);
+        return NULL;
+    }
+    if (acc && is_float && s->post != FL_RPOST_NONE) {
+        double *a = fl_tensor_data(acc);
+        const double *sh = s->shift ? fl_tensor_data(s->shift) : NULL;
+        for (int64_t i = 0; i < acc->numel; i++)
+            a[i] = fl_rpost_apply(s->post, a[i], (double)pl->n_red, s->arg, sh ? sh[i] : 0);
+    }
+    if (!acc || acc->dtype == s->dt)
+        return acc;
+    fl_tensor *r = fl_cast(acc, s->dt);
+    fl_tensor_release(acc);
+    return r;
+}
+
+static fl_tensor *reduce_cuda(const plan *pl, const fl_tensor *t, const red_spec *s)
+{
+    fl_tensor *out = fl_tensor_empty(s->dt, pl->out_ndim, pl->out_shape, t->storage->device);
+    fl_cuda_rplan cp = cuda_plan(pl);
+    if (out && fl_cuda_status(FL_CUDA(fl_cuda_reduce)(s->op, &cp, s->shift ? fl_tensor_data(s->shift) : NULL, s->p,
+                                                       s->post, (double)pl->n_red, s->arg, s->dt,
+                                                       fl_tensor_data(out))) < 0) {
+        fl_tensor_release(out);
+        return NULL;
+    }
+    return out;
+}
+
+static fl_tensor *reduce(const fl_tensor *t, uint32_t mask, bool keepdim, const red_spec *s, int64_t *n_red)
 {
     plan pl;
-    if (check_cpu(t) < 0 || plan_init(&pl, t, mask, keepdim) < 0)
+    if (plan_init(&pl, t, mask, keepdim) < 0)
         return NULL;
-    bool is_float = fl_dtype_is_float(t->dtype);
-    fl_tensor *acc = fl_tensor_empty(is_float ? FL_DTYPE_F64 : FL_DTYPE_I64, pl.out_ndim,
-                                     pl.out_shape, FL_CPU);
-    red_job job = {.kind = is_float ? KIND_FLOAT : KIND_INT, .op = op, .p = p,
-                   .shift = shift ? fl_tensor_data(shift) : NULL};
-    if (acc && plan_run(&pl, &job, fl_tensor_data(acc), NULL) < 0) {
-        fl_tensor_release(acc);
-        acc = NULL;
-    }
+    fl_tensor *out = fl_is_cuda(t) ? reduce_cuda(&pl, t, s) : reduce_cpu(&pl, t, s);
     if (n_red)
         *n_red = pl.n_red;
     plan_free(&pl);
-    return acc;
-}
-
-/* acc cast to dt (acc is released). */
-static fl_tensor *finish(fl_tensor *acc, fl_dtype dt)
-{
-    if (!acc || acc->dtype == dt)
-        return acc;
-    fl_tensor *r = fl_cast(acc, dt);
-    fl_tensor_release(acc);
-    return r;
+    return out;
 }
 
 static fl_dtype widened(fl_dtype dt)
@@ -361,8 +396,8 @@ fl_tensor *fl_sum(const fl_tensor *t, int ndims, const int *dims, bool keepdim)
     uint32_t mask;
     if (dims_mask(t, ndims, dims, &mask) < 0)
         return NULL;
-    fl_tensor *out = finish(reduce_acc(t, mask, keepdim, FL_RK_SUM, NULL, 0, NULL), widened(t->dtype));
-    return record(out, t, FL_GRAD_SUM, "sum", mask, keepdim, NULL, NULL, 0);
+    red_spec s = {.op = FL_RK_SUM, .dt = widened(t->dtype)};
+    return record(reduce(t, mask, keepdim, &s, NULL), t, FL_GRAD_SUM, "sum", mask, keepdim, NULL, NULL, 0);
 }
 
 fl_tensor *fl_prod(const fl_tensor *t, int ndims, const int *dims, bool keepdim)
@@ -370,28 +405,18 @@ fl_tensor *fl_prod(const fl_tensor *t, int ndims, const int *dims, bool keepdim)
     uint32_t mask;
     if (dims_mask(t, ndims, dims, &mask) < 0)
         return NULL;
-    fl_tensor *out = finish(reduce_acc(t, mask, keepdim, FL_RK_PROD, NULL, 0, NULL), widened(t->dtype));
+    red_spec s = {.op = FL_RK_PROD, .dt = widened(t->dtype)};
+    fl_tensor *out = reduce(t, mask, keepdim, &s, NULL);
     return record(out, t, FL_GRAD_PROD, "prod", mask, keepdim, t, out, 0);
-}
-
-/* Divides every element of a float64 tensor by d. */
-static void scale(fl_tensor *acc, double d)
-{
-    double *a = fl_tensor_data(acc);
-    for (int64_t i = 0; i < acc->numel; i++)
-        a[i] /= d;
 }
 
 fl_tensor *fl_mean(const fl_tensor *t, int ndims, const int *dims, bool keepdim)
 {
     uint32_t mask;
-    int64_t n;
     if (require_float(t) < 0 || dims_mask(t, ndims, dims, &mask) < 0)
         return NULL;
-    fl_tensor *acc = reduce_acc(t, mask, keepdim, FL_RK_SUM, NULL, 0, &n);
-    if (acc)
-        scale(acc, (double)n);
-    return record(finish(acc, t->dtype), t, FL_GRAD_MEAN, "mean", mask, keepdim, NULL, NULL, 0);
+    red_spec s = {.op = FL_RK_SUM, .post = FL_RPOST_MEAN, .dt = t->dtype};
+    return record(reduce(t, mask, keepdim, &s, NULL), t, FL_GRAD_MEAN, "mean", mask, keepdim, NULL, NULL, 0);
 }
 
 /* An empty reduction has no max: an error unless the result is empty too. */
@@ -422,7 +447,8 @@ static fl_tensor *extreme(const fl_tensor *t, int ndims, const int *dims, bool k
     if (dims_mask(t, ndims, dims, &mask) < 0 ||
         check_nonempty(t, mask, op == FL_RK_MAX ? "max" : "min") < 0)
         return NULL;
-    fl_tensor *out = finish(reduce_acc(t, mask, keepdim, op, NULL, 0, NULL), t->dtype);
+    red_spec s = {.op = op, .dt = t->dtype};
+    fl_tensor *out = reduce(t, mask, keepdim, &s, NULL);
     return record(out, t, FL_GRAD_AMAX, op == FL_RK_MAX ? "amax" : "amin", mask, keepdim, t, out, 0);
 }
 
@@ -441,7 +467,8 @@ fl_tensor *fl_all(const fl_tensor *t, int ndims, const int *dims, bool keepdim)
     uint32_t mask;
     if (dims_mask(t, ndims, dims, &mask) < 0)
         return NULL;
-    return finish(reduce_acc(t, mask, keepdim, FL_RK_ALL, NULL, 0, NULL), FL_DTYPE_BOOL);
+    red_spec s = {.op = FL_RK_ALL, .dt = FL_DTYPE_BOOL};
+    return reduce(t, mask, keepdim, &s, NULL);
 }
 
 fl_tensor *fl_any(const fl_tensor *t, int ndims, const int *dims, bool keepdim)
@@ -449,7 +476,8 @@ fl_tensor *fl_any(const fl_tensor *t, int ndims, const int *dims, bool keepdim)
     uint32_t mask;
     if (dims_mask(t, ndims, dims, &mask) < 0)
         return NULL;
-    return finish(reduce_acc(t, mask, keepdim, FL_RK_ANY, NULL, 0, NULL), FL_DTYPE_BOOL);
+    red_spec s = {.op = FL_RK_ANY, .dt = FL_DTYPE_BOOL};
+    return reduce(t, mask, keepdim, &s, NULL);
 }
 
 /* log(sum exp(x - m)) + m with m the max, taken as 0 where it is infinite (so that all
@@ -463,24 +491,14 @@ fl_tensor *fl_logsumexp(const fl_tensor *t, int ndims, const int *dims, bool kee
                                                  : fl_cast(t, FL_DTYPE_F32);
     if (!x)
         return NULL;
-    fl_tensor *m = reduce_acc(x, mask, keepdim, FL_RK_MAX, NULL, 0, NULL);
-    fl_tensor *s = NULL;
+    red_spec ms = {.op = FL_RK_MAX, .post = FL_RPOST_FINITE, .dt = FL_DTYPE_F64};
+    fl_tensor *m = reduce(x, mask, keepdim, &ms, NULL), *out = NULL;
     if (m) {
-        double *mv = fl_tensor_data(m);
-        for (int64_t i = 0; i < m->numel; i++)
-            if (isinf(mv[i]))
-                mv[i] = 0;
-        s = reduce_acc(x, mask, keepdim, FL_RK_EXPSHIFT, m, 0, NULL);
+        red_spec ss = {.op = FL_RK_EXPSHIFT, .shift = m, .post = FL_RPOST_LSE, .dt = x->dtype};
+        out = reduce(x, mask, keepdim, &ss, NULL);
     }
-    if (s) {
-        double *sv = fl_tensor_data(s), *mv = fl_tensor_data(m);
-        for (int64_t i = 0; i < s->numel; i++)
-            sv[i] = log(sv[i]) + mv[i];
-    }
-    fl_dtype dt = x->dtype;
     fl_tensor_release(m);
     fl_tensor_release(x);
-    fl_tensor *out = finish(s, dt);
     return record(out, t, FL_GRAD_LOGSUMEXP, "logsumexp", mask, keepdim, t, out, 0);
 }
 
@@ -490,23 +508,16 @@ static fl_tensor *variance(const fl_tensor *t, int ndims, const int *dims, doubl
                            bool keepdim, bool root)
 {
     uint32_t mask;
-    int64_t n;
     if (require_float(t) < 0 || dims_mask(t, ndims, dims, &mask) < 0)
         return NULL;
-    fl_tensor *mean = reduce_acc(t, mask, keepdim, FL_RK_SUM, NULL, 0, &n);
+    red_spec ms = {.op = FL_RK_SUM, .post = FL_RPOST_MEAN, .dt = FL_DTYPE_F64};
+    fl_tensor *mean = reduce(t, mask, keepdim, &ms, NULL);
     if (!mean)
         return NULL;
-    scale(mean, (double)n);
-    fl_tensor *v = reduce_acc(t, mask, keepdim, FL_RK_SQDEV, mean, 0, NULL);
+    red_spec vs = {.op = FL_RK_SQDEV, .shift = mean, .post = root ? FL_RPOST_STD : FL_RPOST_VAR,
+                   .arg = correction, .dt = t->dtype};
+    fl_tensor *out = reduce(t, mask, keepdim, &vs, NULL);
     fl_tensor_release(mean);
-    if (v) {
-        double dof = (double)n - correction, *a = fl_tensor_data(v);
-        if (dof < 0)
-            dof = 0;
-        for (int64_t i = 0; i < v->numel; i++)
-            a[i] = root ? sqrt(a[i] / dof) : a[i] / dof;
-    }
-    fl_tensor *out = finish(v, t->dtype);
     return record(out, t, root ? FL_GRAD_STD : FL_GRAD_VAR, root ? "std" : "var", mask, keepdim, t,
                   root ? out : NULL, correction);
 }
@@ -532,16 +543,14 @@ fl_tensor *fl_norm(const fl_tensor *t, double p, int ndims, const int *dims, boo
         return NULL;
     fl_rk op = p == INFINITY ? FL_RK_ABSMAX : p == -INFINITY ? FL_RK_ABSMIN
              : p == 0 ? FL_RK_NONZERO : FL_RK_ABSPOW;
+    red_spec s = {.op = op, .p = p, .post = op == FL_RK_ABSPOW && p != 1 ? FL_RPOST_ROOT : FL_RPOST_NONE,
+                  .arg = p, .dt = t->dtype};
     int64_t n;
-    fl_tensor *acc = reduce_acc(t, mask, keepdim, op, NULL, p, &n);
-    if (acc && n == 0) {
-        fl_fill(acc, 0);   /* every norm of nothing is 0 (PyTorch), min |x| included */
-    } else if (acc && op == FL_RK_ABSPOW && p != 1) {
-        double *a = fl_tensor_data(acc);
-        for (int64_t i = 0; i < acc->numel; i++)
-            a[i] = p == 2 ? sqrt(a[i]) : pow(a[i], 1 / p);
+    fl_tensor *out = reduce(t, mask, keepdim, &s, &n);
+    if (out && n == 0 && fl_fill(out, 0) < 0) {   /* every norm of nothing is 0 (PyTorch), min |x| included */
+        fl_tensor_release(out);
+        out = NULL;
     }
-    fl_tensor *out = finish(acc, t->dtype);
     return record(out, t, FL_GRAD_NORM, "norm", mask, keepdim, t, out, p);
 }
 
@@ -549,13 +558,35 @@ fl_tensor *fl_norm(const fl_tensor *t, double p, int ndims, const int *dims, boo
 
 /* Values (dtype of t) and indices (int64, from base) of the extreme along the dims in mask
  * (one dim, or all of a contiguous tensor so that indices are row-major positions). */
+static int arg_reduce_cuda(const plan *pl, const fl_tensor *t, int want_max, int64_t base,
+                           fl_tensor **values, fl_tensor **indices)
+{
+    fl_tensor *val = fl_tensor_empty(t->dtype, pl->out_ndim, pl->out_shape, t->storage->device);
+    fl_tensor *idx = val ? fl_tensor_empty(FL_DTYPE_I64, pl->out_ndim, pl->out_shape, t->storage->device) : NULL;
+    fl_cuda_rplan cp = cuda_plan(pl);
+    if (!idx || fl_cuda_status(FL_CUDA(fl_cuda_reduce_arg)(want_max, &cp, base, fl_tensor_data(val),
+                                                           fl_tensor_data(idx))) < 0) {
+        fl_tensor_release(val);
+        fl_tensor_release(idx);
+        return -1;
+    }
+    *values = val;
+    *indices = idx;
+    return 0;
+}
+
 static int arg_reduce(const fl_tensor *t, uint32_t mask, bool keepdim, int want_max, int64_t base,
                       fl_tensor **values, fl_tensor **indices)
 {
     plan pl;
     *values = *indices = NULL;
-    if (check_cpu(t) < 0 || plan_init(&pl, t, mask, keepdim) < 0)
+    if (plan_init(&pl, t, mask, keepdim) < 0)
         return -1;
+    if (fl_is_cuda(t)) {
+        int rc = arg_reduce_cuda(&pl, t, want_max, base, values, indices);
+        plan_free(&pl);
+        return rc;
+    }
     bool is_float = fl_dtype_is_float(t->dtype);
     fl_tensor *val = fl_tensor_empty(is_float ? FL_DTYPE_F64 : FL_DTYPE_I64, pl.out_ndim, pl.out_shape, FL_CPU);
     fl_tensor *idx = val ? fl_tensor_empty(FL_DTYPE_I64, pl.out_ndim, pl.out_shape, FL_CPU) : NULL;
@@ -566,8 +597,7 @@ static int arg_reduce(const fl_tensor *t, uint32_t mask, bool keepdim, int want_
         int64_t *ix = fl_tensor_data(idx);
         for (int64_t i = 0; i < idx->numel; i++)
             ix[i] += base;
-        *values = finish(val, t->dtype);   /* releases val */
-        val = NULL;
+        *values = val->dtype == t->dtype ? fl_tensor_retain(val) : fl_cast(val, t->dtype);
         rc = *values ? 0 : -1;
     }
     fl_tensor_release(val);
@@ -689,8 +719,6 @@ static void scan_items(void *ctx, int64_t begin, int64_t end)
 
 static fl_tensor *cumulative(const fl_tensor *t, int dim, int prod)
 {
-    if (check_cpu(t) < 0)
-        return NULL;
     if (t->ndim == 0 ? (dim != 0 && dim != -1) : (dim < 0 || dim >= t->ndim)) {
         fl_error("dimension %d is out of range for a tensor of %d dimensions", dim, t->ndim);
         return NULL;
@@ -698,15 +726,21 @@ static fl_tensor *cumulative(const fl_tensor *t, int dim, int prod)
     fl_dtype dt = widened(t->dtype);
     /* contiguous in the scan's dtype: one cast/copy, then plain (outer, n, inner) walks */
     fl_tensor *x = t->dtype == dt ? fl_contiguous((fl_tensor *)t) : fl_cast(t, dt);
-    fl_tensor *out = x ? fl_tensor_empty(dt, t->ndim, t->shape, FL_CPU) : NULL;
-    if (out && out->numel > 0) {
-        int64_t n = t->ndim ? t->shape[dim] : 1, outer = 1, inner = 1;
-        for (int d = 0; d < t->ndim; d++) {
-            if (d < dim)
-                outer *= t->shape[d];
-            else if (d > dim)
-                inner *= t->shape[d];
+    fl_tensor *out = x ? fl_tensor_empty(dt, t->ndim, t->shape, t->storage->device) : NULL;
+    int64_t n = t->ndim ? t->shape[dim] : 1, outer = 1, inner = 1;
+    for (int d = 0; d < t->ndim; d++) {
+        if (d < dim)
+            outer *= t->shape[d];
+        else if (d > dim)
+            inner *= t->shape[d];
+    }
+    if (out && fl_is_cuda(out)) {
+        if (fl_cuda_status(FL_CUDA(fl_cuda_cumulative)(prod, dt, fl_tensor_data(out), fl_tensor_data(x),
+                                                        outer, n, inner)) < 0) {
+            fl_tensor_release(out);
+            out = NULL;
         }
+    } else if (out && out->numel > 0) {
         scan_job job = {prod, dt, fl_tensor_data(x), fl_tensor_data(out), n, inner, 0, 0};
         job.chunk = inner < 256 ? inner : 256;
         job.nchunks = (inner + job.chunk - 1) / job.chunk;
@@ -718,14 +752,14 @@ static fl_tensor *cumulative(const fl_tensor *t, int dim, int prod)
     }
     fl_tensor_release(x);
     if (out && fl_needs_grad(t) && fl_dtype_is_float(dt)) {
-        fl_node *n = fl_node_new(prod ? FL_GRAD_CUMPROD : FL_GRAD_CUMSUM, prod ? "cumprod" : "cumsum", 1, &t);
-        if (!n || (prod && (fl_node_save(n, 0, t) < 0 || fl_node_save(n, 1, out) < 0))) {
-            fl_node_release(n);
+        fl_node *node = fl_node_new(prod ? FL_GRAD_CUMPROD : FL_GRAD_CUMSUM, prod ? "cumprod" : "cumsum", 1, &t);
+        if (!node || (prod && (fl_node_save(node, 0, t) < 0 || fl_node_save(node, 1, out) < 0))) {
+            fl_node_release(node);
             fl_tensor_release(out);
             return NULL;
         }
-        n->iargs[0] = dim < 0 ? 0 : dim;
-        fl_node_attach(n, out);
+        node->iargs[0] = dim < 0 ? 0 : dim;
+        fl_node_attach(node, out);
     }
     return out;
 }

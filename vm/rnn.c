@@ -1,11 +1,14 @@
 /* rnn.c: fused LSTM and GRU cells and whole recurrent layers (see rnn.h), forward and
- * backward. The elementwise gate math is in kernels/cpu/rnn.c; the matrix products of the
- * layer go to BLAS: one per step forward (h W_hhᵀ), one per step backward (dgates W_hh), and
- * two for the whole sequence's weight gradient. */
+ * backward. The elementwise gate math is in kernels/cpu/rnn.c (kernels/cuda/rnn.cu on the
+ * GPU); the matrix products of the layer go to BLAS: one per step forward (h W_hhᵀ), one per
+ * step backward (dgates W_hh), and two for the whole sequence's weight gradient. On the GPU
+ * the same products are the engine's own fl_mm / fl_addmm, which run on the device. */
 #include "rnn.h"
 #include "autograd.h"
 #include "blas.h"
+#include "cuda.h"
 #include "../kernels/cpu/rnn.h"
+#include "../kernels/cuda/rnn.h"
 
 #include <limits.h>
 #include <stdatomic.h>
@@ -18,8 +21,9 @@
 
 static int check_float(const char *what, const fl_tensor *t, const fl_tensor *like)
 {
-    if (t->storage->device.type != FL_DEVICE_CPU) {
-        fl_error("%s: expected a CPU tensor", what);
+    if (like && t->storage->device.type != like->storage->device.type) {
+        fl_error("expected all tensors on the same device, got %s and %s", fl_is_cuda(like) ? "cuda" : "cpu",
+                 fl_is_cuda(t) ? "cuda" : "cpu");
         return -1;
     }
     if (t->dtype != FL_DTYPE_F32 && t->dtype != FL_DTYPE_F64) {
@@ -189,27 +193,33 @@ fl_tensor *fl_lstm_cell(const fl_tensor *gi, const fl_tensor *gh, const fl_tenso
     int64_t N, H;
     if (check_cell("the cell state c", 4, gi, gh, c, &N, &H) < 0)
         return NULL;
-    void *zb = zero_bias(gi->dtype, 4 * H);
-    if (!zb)
+    fl_device dev = gi->storage->device;
+    bool gpu = fl_is_cuda(gi);
+    void *zb = gpu ? NULL : zero_bias(gi->dtype, 4 * H);   /* the GPU kernels take no bias as NULL */
+    if (!gpu && !zb)
         return NULL;
     fl_tensor *gic = fl_contiguous((fl_tensor *)gi), *ghc = gic ? fl_contiguous((fl_tensor *)gh) : NULL;
     fl_tensor *cc = ghc ? fl_contiguous((fl_tensor *)c) : NULL;
     int64_t oshape[3] = {2, N, H}, ashape[2] = {N, 4 * H};
-    fl_tensor *out = cc ? fl_tensor_empty(gi->dtype, 3, oshape, FL_CPU) : NULL;
-    fl_tensor *act = out ? fl_tensor_empty(gi->dtype, 2, ashape, FL_CPU) : NULL;
+    fl_tensor *out = cc ? fl_tensor_empty(gi->dtype, 3, oshape, dev) : NULL;
+    fl_tensor *act = out ? fl_tensor_empty(gi->dtype, 2, ashape, dev) : NULL;
+    int rc = act ? 0 : -1;
     if (act) {
         fl_dtype dt = gi->dtype;
-        lstm_forward(dt, fl_tensor_data(out), AT(fl_tensor_data(out), dt, N * H), fl_tensor_data(act),
-                     fl_tensor_data(gic), fl_tensor_data(ghc), zb, fl_tensor_data(cc), N, H);
+        void *h_out = fl_tensor_data(out), *c_out = AT(h_out, dt, N * H);
+        if (gpu)
+            rc = fl_cuda_status(FL_CUDA(fl_cuda_lstm_forward)(dt, h_out, c_out, fl_tensor_data(act), fl_tensor_data(gic),
+                                                              fl_tensor_data(ghc), NULL, 0, fl_tensor_data(cc), N, H));
+        else
+            lstm_forward(dt, h_out, c_out, fl_tensor_data(act), fl_tensor_data(gic), fl_tensor_data(ghc), zb,
+                         fl_tensor_data(cc), N, H);
         const fl_tensor *ins[3] = {gi, gh, c};
-        if (any_needs_grad(3, ins)) {
+        if (rc == 0 && any_needs_grad(3, ins)) {
             fl_tensor *save[3] = {act, cc, out};
-            if (record(fl_node_new(FL_GRAD_LSTM_CELL, "fused_lstm_cell", 3, ins), out, save, 3) < 0) {
-                fl_tensor_release(out);
-                out = NULL;
-            }
+            rc = record(fl_node_new(FL_GRAD_LSTM_CELL, "fused_lstm_cell", 3, ins), out, save, 3);
         }
-    } else {
+    }
+    if (rc < 0) {
         fl_tensor_release(out);
         out = NULL;
     }
@@ -226,26 +236,32 @@ fl_tensor *fl_gru_cell(const fl_tensor *gi, const fl_tensor *gh, const fl_tensor
     int64_t N, H;
     if (check_cell("the state h", 3, gi, gh, h, &N, &H) < 0)
         return NULL;
-    void *zb = zero_bias(gi->dtype, 3 * H);
-    if (!zb)
+    fl_device dev = gi->storage->device;
+    bool gpu = fl_is_cuda(gi);
+    void *zb = gpu ? NULL : zero_bias(gi->dtype, 3 * H);
+    if (!gpu && !zb)
         return NULL;
     fl_tensor *gic = fl_contiguous((fl_tensor *)gi), *ghc = gic ? fl_contiguous((fl_tensor *)gh) : NULL;
     fl_tensor *hc = ghc ? fl_contiguous((fl_tensor *)h) : NULL;
     int64_t oshape[2] = {N, H}, wshape[2] = {N, 4 * H};
-    fl_tensor *out = hc ? fl_tensor_empty(gi->dtype, 2, oshape, FL_CPU) : NULL;
-    fl_tensor *ws = out ? fl_tensor_empty(gi->dtype, 2, wshape, FL_CPU) : NULL;
+    fl_tensor *out = hc ? fl_tensor_empty(gi->dtype, 2, oshape, dev) : NULL;
+    fl_tensor *ws = out ? fl_tensor_empty(gi->dtype, 2, wshape, dev) : NULL;
+    int rc = ws ? 0 : -1;
     if (ws) {
-        gru_forward(gi->dtype, fl_tensor_data(out), fl_tensor_data(ws), fl_tensor_data(gic), fl_tensor_data(ghc), zb,
-                    fl_tensor_data(hc), N, H);
+        if (gpu)
+            rc = fl_cuda_status(FL_CUDA(fl_cuda_gru_forward)(gi->dtype, fl_tensor_data(out), fl_tensor_data(ws),
+                                                             fl_tensor_data(gic), fl_tensor_data(ghc), NULL, 0,
+                                                             fl_tensor_data(hc), N, H));
+        else
+            gru_forward(gi->dtype, fl_tensor_data(out), fl_tensor_data(ws), fl_tensor_data(gic), fl_tensor_data(ghc),
+                        zb, fl_tensor_data(hc), N, H);
         const fl_tensor *ins[3] = {gi, gh, h};
-        if (any_needs_grad(3, ins)) {
+        if (rc == 0 && any_needs_grad(3, ins)) {
             fl_tensor *save[2] = {ws, hc};
-            if (record(fl_node_new(FL_GRAD_GRU_CELL, "fused_gru_cell", 3, ins), out, save, 2) < 0) {
-                fl_tensor_release(out);
-                out = NULL;
-            }
+            rc = record(fl_node_new(FL_GRAD_GRU_CELL, "fused_gru_cell", 3, ins), out, save, 2);
         }
-    } else {
+    }
+    if (rc < 0) {
         fl_tensor_release(out);
         out = NULL;
     }
@@ -262,15 +278,25 @@ static int lstm_cell_backward(fl_node *n, const fl_tensor *g, fl_tensor **grads)
 {
     const fl_tensor *act = n->saved[0], *c = n->saved[1], *out = n->saved[2];
     fl_dtype dt = act->dtype;
+    fl_device dev = act->storage->device;
     int64_t N = c->shape[0], H = c->shape[1];
     int64_t dshape[2] = {N, 4 * H};
     fl_tensor *gc = grad_as(g, dt);
-    fl_tensor *dgates = gc ? fl_tensor_empty(dt, 2, dshape, FL_CPU) : NULL;
-    fl_tensor *dc = dgates ? fl_tensor_empty(dt, 2, c->shape, FL_CPU) : NULL;
+    fl_tensor *dgates = gc ? fl_tensor_empty(dt, 2, dshape, dev) : NULL;
+    fl_tensor *dc = dgates ? fl_tensor_empty(dt, 2, c->shape, dev) : NULL;
+    int rc = -1;
     if (dc) {
-        const void *gd = fl_tensor_data(gc);
-        lstm_backward(dt, fl_tensor_data(dgates), fl_tensor_data(dc), fl_tensor_data(act), fl_tensor_data(c),
-                      AT(fl_tensor_data(out), dt, N * H), gd, AT(gd, dt, N * H), N, H);
+        const void *gd = fl_tensor_data(gc), *c_new = AT(fl_tensor_data(out), dt, N * H);
+        rc = 0;
+        if (fl_is_cuda(act))
+            rc = fl_cuda_status(FL_CUDA(fl_cuda_lstm_backward)(dt, fl_tensor_data(dgates), fl_tensor_data(dc),
+                                                               fl_tensor_data(act), fl_tensor_data(c), c_new, gd,
+                                                               NULL, AT(gd, dt, N * H), N, H));
+        else
+            lstm_backward(dt, fl_tensor_data(dgates), fl_tensor_data(dc), fl_tensor_data(act), fl_tensor_data(c),
+                          c_new, gd, AT(gd, dt, N * H), N, H);
+    }
+    if (rc == 0) {
         grads[0] = fl_tensor_retain(dgates);
         grads[1] = fl_tensor_retain(dgates);
         grads[2] = fl_tensor_retain(dc);
@@ -278,7 +304,7 @@ static int lstm_cell_backward(fl_node *n, const fl_tensor *g, fl_tensor **grads)
     fl_tensor_release(gc);
     fl_tensor_release(dgates);
     fl_tensor_release(dc);
-    return grads[0] ? 0 : -1;
+    return rc;
 }
 
 /* saved: ws, h */
@@ -286,15 +312,25 @@ static int gru_cell_backward(fl_node *n, const fl_tensor *g, fl_tensor **grads)
 {
     const fl_tensor *ws = n->saved[0], *h = n->saved[1];
     fl_dtype dt = ws->dtype;
+    fl_device dev = ws->storage->device;
     int64_t N = h->shape[0], H = h->shape[1];
     int64_t dshape[2] = {N, 3 * H};
     fl_tensor *gc = grad_as(g, dt);
-    fl_tensor *dgi = gc ? fl_tensor_empty(dt, 2, dshape, FL_CPU) : NULL;
-    fl_tensor *dgh = dgi ? fl_tensor_empty(dt, 2, dshape, FL_CPU) : NULL;
-    fl_tensor *dh = dgh ? fl_tensor_empty(dt, 2, h->shape, FL_CPU) : NULL;
+    fl_tensor *dgi = gc ? fl_tensor_empty(dt, 2, dshape, dev) : NULL;
+    fl_tensor *dgh = dgi ? fl_tensor_empty(dt, 2, dshape, dev) : NULL;
+    fl_tensor *dh = dgh ? fl_tensor_empty(dt, 2, h->shape, dev) : NULL;
+    int rc = -1;
     if (dh) {
-        gru_backward(dt, fl_tensor_data(dgi), fl_tensor_data(dgh), fl_tensor_data(dh), fl_tensor_data(ws),
-                     fl_tensor_data(h), fl_tensor_data(gc), N, H);
+        rc = 0;
+        if (fl_is_cuda(ws))
+            rc = fl_cuda_status(FL_CUDA(fl_cuda_gru_backward)(dt, fl_tensor_data(dgi), fl_tensor_data(dgh),
+                                                              fl_tensor_data(dh), fl_tensor_data(ws), fl_tensor_data(h),
+                                                              fl_tensor_data(gc), NULL, N, H));
+        else
+            gru_backward(dt, fl_tensor_data(dgi), fl_tensor_data(dgh), fl_tensor_data(dh), fl_tensor_data(ws),
+                         fl_tensor_data(h), fl_tensor_data(gc), N, H);
+    }
+    if (rc == 0) {
         grads[0] = fl_tensor_retain(dgi);
         grads[1] = fl_tensor_retain(dgh);
         grads[2] = fl_tensor_retain(dh);
@@ -303,7 +339,7 @@ static int gru_cell_backward(fl_node *n, const fl_tensor *g, fl_tensor **grads)
     fl_tensor_release(dgi);
     fl_tensor_release(dgh);
     fl_tensor_release(dh);
-    return grads[0] ? 0 : -1;
+    return rc;
 }
 
 /* ---------------------------------------------------------------- layers */
@@ -462,6 +498,180 @@ static void forward_rows(void *ctx, int64_t b, int64_t e)
     free(gh);
 }
 
+/* ---------------------------------------------------------------- layers on the GPU
+ *
+ * The GPU runs every batch row of a step at once: per step one matrix product (fl_mm /
+ * fl_addmm, on the device) and one gate kernel, all queued without a host synchronisation.
+ * The products run with autograd off: the layer's own node carries the gradient. */
+
+/* A (rows, cols) view of t's storage starting `off` elements past t's own start, rows `ld`
+ * apart (cols_stride 1), or transposed (row stride 1, column stride ld) when `t_view`. */
+static fl_tensor *mat_view(const fl_tensor *t, int64_t off, int64_t rows, int64_t cols, int64_t ld, bool t_view)
+{
+    int64_t shape[2] = {rows, cols}, strides[2] = {t_view ? 1 : ld, t_view ? ld : 1};
+    return fl_tensor_view_of(t, 2, shape, strides, t->offset + off);
+}
+
+static int copy_device(void *dst, const void *src, int64_t n, fl_dtype dt)
+{
+    return n <= 0 ? 0 : fl_cuda_status(FL_CUDA(fl_cuda_memcpy)(dst, src, (size_t)n * fl_dtype_size(dt), FL_COPY_D2D));
+}
+
+/* The hidden bias on the device: hh's last column (stride ldw), or NULL. */
+static const void *device_bias(const layer_dims *d, const fl_tensor *hh)
+{
+    return d->ldw == d->H + 1 ? AT(fl_tensor_data(hh), d->dt, d->H) : NULL;
+}
+
+/* The forward recurrence over the whole batch (see forward_rows for the layout of Y and ws). */
+static int cuda_layer_forward(const layer_dims *d, const fl_tensor *gi, const fl_tensor *hh, const fl_tensor *s0,
+                              fl_tensor *Y, fl_tensor *ws, bool keep_all)
+{
+    fl_dtype dt = d->dt;
+    int64_t N = d->N, H = d->H, G = d->G, NH = N * H, per = ws_per_step(d->mode, N, H);
+    if (N == 0 || H == 0)
+        return 0;
+    const void *bias = device_bias(d, hh);
+    fl_tensor *wt = mat_view(hh, 0, H, G, d->ldw, true);   /* W_hhᵀ (H, G) */
+    fl_tensor *hprev = wt ? mat_view(s0, 0, N, H, H, false) : NULL;
+    const void *cprev = AT(fl_tensor_data(s0), dt, NH);
+    int rc = hprev ? 0 : -1;
+    for (int64_t p = 0; rc == 0 && p < d->T; p++) {
+        int64_t t = step_time(d, p);
+        void *h = AT(fl_tensor_data(Y), dt, t * NH);
+        char *wsp = ws ? AT(fl_tensor_data(ws), dt, (keep_all ? p : p % 2) * per) : NULL;
+        const void *git = AT(fl_tensor_data(gi), dt, t * N * G);
+        fl_tensor *gh = fl_mm(hprev, wt), *ghc = gh ? fl_contiguous(gh) : NULL;
+        fl_tensor_release(gh);
+        if (!ghc) {
+            rc = -1;
+            break;
+        }
+        const void *ghp = fl_tensor_data(ghc);
+        switch (d->mode) {
+        case FL_RNN_LSTM: {
+            void *cnew = AT(wsp, dt, N * 4 * H);
+            rc = fl_cuda_status(FL_CUDA(fl_cuda_lstm_forward)(dt, h, cnew, wsp, git, ghp, bias, d->ldw, cprev, N, H));
+            cprev = cnew;
+            break;
+        }
+        case FL_RNN_GRU:
+            rc = fl_cuda_status(FL_CUDA(fl_cuda_gru_forward)(dt, h, wsp, git, ghp, bias, d->ldw,
+                                                             fl_tensor_data(hprev), N, H));
+            break;
+        default:
+            rc = fl_cuda_status(FL_CUDA(fl_cuda_rnn_forward)(dt, h, git, ghp, bias, d->ldw, N, H,
+                                                             d->mode == FL_RNN_RELU));
+            break;
+        }
+        fl_tensor_release(ghc);
+        fl_tensor_release(hprev);
+        hprev = mat_view(Y, t * NH, N, H, H, false);
+        if (!hprev)
+            rc = -1;
+    }
+    if (rc == 0 && d->mode == FL_RNN_LSTM)   /* the final cell state follows the outputs */
+        rc = copy_device(AT(fl_tensor_data(Y), dt, d->T * NH), cprev, NH, dt);
+    fl_tensor_release(hprev);
+    fl_tensor_release(wt);
+    return rc;
+}
+
+/* Backpropagation through time over the whole batch: as layer_backward, with tensors. */
+static int cuda_layer_backward(const layer_dims *d, const fl_tensor *g, const fl_tensor *ws, const fl_tensor *Y,
+                               const fl_tensor *hh, const fl_tensor *s0, fl_tensor *dgi, fl_tensor *dhh, fl_tensor *ds0)
+{
+    fl_dtype dt = d->dt;
+    fl_device dev = Y->storage->device;
+    int64_t T = d->T, N = d->N, H = d->H, G = d->G, NH = N * H, per = ws_per_step(d->mode, N, H);
+    bool gru = d->mode == FL_RNN_GRU, lstm = d->mode == FL_RNN_LSTM;
+    if (H == 0)
+        return 0;   /* every output is empty */
+    if (N == 0)
+        return dhh ? fl_fill(dhh, 0) : 0;   /* no rows: the weights get no gradient */
+    int64_t gshape[3] = {T, N, G}, hshape[2] = {N, H};
+    fl_tensor *dgh = gru ? fl_tensor_empty(dt, 3, gshape, dev) : fl_tensor_retain(dgi);
+    fl_tensor *direct = gru && dgh ? fl_tensor_empty(dt, 2, hshape, dev) : NULL;   /* GRU: dh' z */
+    fl_tensor *dcbuf[2] = {NULL, NULL};
+    for (int k = 0; lstm && k < 2; k++)
+        dcbuf[k] = fl_tensor_empty(dt, 2, hshape, dev);
+    fl_tensor *w = mat_view(hh, 0, G, H, d->ldw, false);   /* W_hh (G, H) */
+    int rc = !dgh || (gru && !direct) || (lstm && (!dcbuf[0] || !dcbuf[1])) || !w ? -1 : 0;
+    fl_tensor *dh = NULL;   /* the gradient reaching h_t from later steps; NULL: none yet */
+    const char *gp = fl_tensor_data(g), *wsd = ws ? fl_tensor_data(ws) : NULL;
+    const void *dc = lstm ? AT(gp, dt, T * NH) : NULL;   /* the final cell state's gradient */
+    for (int64_t p = T - 1; rc == 0 && p >= 0; p--) {
+        int64_t t = step_time(d, p);
+        const void *dy = AT(gp, dt, t * NH), *dhp = dh ? fl_tensor_data(dh) : NULL;
+        const void *hprev = p == 0 ? fl_tensor_data(s0) : AT(fl_tensor_data(Y), dt, step_time(d, p - 1) * NH);
+        void *dgt = AT(fl_tensor_data(dgi), dt, t * N * G), *dght = AT(fl_tensor_data(dgh), dt, t * N * G);
+        switch (d->mode) {
+        case FL_RNN_LSTM: {
+            const void *cprev = p == 0 ? AT(fl_tensor_data(s0), dt, NH) : AT(wsd, dt, (p - 1) * per + N * 4 * H);
+            void *dc_next = fl_tensor_data(dcbuf[p % 2]);
+            rc = fl_cuda_status(FL_CUDA(fl_cuda_lstm_backward)(dt, dgt, dc_next, AT(wsd, dt, p * per), cprev,
+                                                               AT(wsd, dt, p * per + N * 4 * H), dhp, dy, dc, N, H));
+            dc = dc_next;
+            break;
+        }
+        case FL_RNN_GRU:
+            rc = fl_cuda_status(FL_CUDA(fl_cuda_gru_backward)(dt, dgt, dght, fl_tensor_data(direct),
+                                                              AT(wsd, dt, p * per), hprev, dhp, dy, N, H));
+            break;
+        default:
+            rc = fl_cuda_status(FL_CUDA(fl_cuda_rnn_backward)(dt, dgt, AT(fl_tensor_data(Y), dt, t * NH), dhp, dy, N,
+                                                              H, d->mode == FL_RNN_RELU));
+            break;
+        }
+        /* dh_prev = dgates W_hh (+ GRU's direct part) */
+        fl_tensor *dgv = rc == 0 ? mat_view(dgh, t * N * G, N, G, G, false) : NULL;
+        fl_tensor *next = !dgv ? NULL : gru ? fl_addmm(direct, dgv, w, 1, 1) : fl_mm(dgv, w);
+        fl_tensor *nextc = next ? fl_contiguous(next) : NULL;
+        fl_tensor_release(next);
+        fl_tensor_release(dgv);
+        fl_tensor_release(dh);
+        dh = nextc;
+        if (!dh)
+            rc = -1;
+    }
+    if (rc == 0 && ds0) {
+        rc = copy_device(fl_tensor_data(ds0), fl_tensor_data(dh), NH, dt);
+        if (rc == 0 && lstm)
+            rc = copy_device(AT(fl_tensor_data(ds0), dt, NH), dc, NH, dt);
+    }
+    if (rc == 0 && dhh) {
+        /* dW = sum over steps of dgates_tᵀ h_prev(t), as layer_backward */
+        int64_t first = step_time(d, 0), gfrom = d->reverse ? 0 : 1, yfrom = d->reverse ? 1 : 0;
+        fl_tensor *a = mat_view(dgh, first * N * G, G, N, G, true), *b = a ? mat_view(s0, 0, N, H, H, false) : NULL;
+        fl_tensor *dw = b ? fl_mm(a, b) : NULL;
+        fl_tensor_release(a);
+        fl_tensor_release(b);
+        if (dw && T > 1) {
+            a = mat_view(dgh, gfrom * N * G, G, (T - 1) * N, G, true);
+            b = a ? mat_view(Y, yfrom * NH, (T - 1) * N, H, H, false) : NULL;
+            fl_tensor *sum = b ? fl_addmm(dw, a, b, 1, 1) : NULL;
+            fl_tensor_release(a);
+            fl_tensor_release(b);
+            fl_tensor_release(dw);
+            dw = sum;
+        }
+        fl_tensor *dst = dw ? mat_view(dhh, 0, G, H, d->ldw, false) : NULL;
+        rc = dst ? fl_copy(dst, dw) : -1;
+        fl_tensor_release(dst);
+        fl_tensor_release(dw);
+        if (rc == 0 && d->ldw == H + 1)   /* the bias column: the gate gradients summed over steps and batch */
+            rc = fl_cuda_status(FL_CUDA(fl_cuda_rnn_bias_grad)(dt, AT(fl_tensor_data(dhh), dt, H), d->ldw,
+                                                               fl_tensor_data(dgh), T * N, G));
+    }
+    fl_tensor_release(dh);
+    fl_tensor_release(w);
+    fl_tensor_release(dgh);
+    fl_tensor_release(direct);
+    fl_tensor_release(dcbuf[0]);
+    fl_tensor_release(dcbuf[1]);
+    return rc;
+}
+
 fl_tensor *fl_rnn_layer(fl_rnn_mode mode, const fl_tensor *gi, const fl_tensor *hh, const fl_tensor *state0,
                          bool reverse)
 {
@@ -469,25 +679,35 @@ fl_tensor *fl_rnn_layer(fl_rnn_mode mode, const fl_tensor *gi, const fl_tensor *
     if (check_layer(mode, gi, hh, state0, &d) < 0)
         return NULL;
     d.reverse = reverse;
+    fl_device dev = gi->storage->device;
+    bool gpu = fl_is_cuda(gi);
     const fl_tensor *ins[3] = {gi, hh, state0};
     bool grad = any_needs_grad(3, ins);
     fl_tensor *gic = fl_contiguous((fl_tensor *)gi), *hhc = gic ? fl_contiguous((fl_tensor *)hh) : NULL;
     fl_tensor *s0c = hhc ? fl_contiguous((fl_tensor *)state0) : NULL;
     int64_t yshape[3] = {d.T + (mode == FL_RNN_LSTM), d.N, d.H};
-    fl_tensor *Y = s0c ? fl_tensor_empty(d.dt, 3, yshape, FL_CPU) : NULL;
+    fl_tensor *Y = s0c ? fl_tensor_empty(d.dt, 3, yshape, dev) : NULL;
     /* the workspace keeps every step for the backward; without grad two steps are used in turn */
     int64_t per = ws_per_step(mode, d.N, d.H), wsn = (grad ? d.T : 2) * per;
-    fl_tensor *ws = Y && per ? fl_tensor_empty(d.dt, 1, &wsn, FL_CPU) : NULL;
+    fl_tensor *ws = Y && per ? fl_tensor_empty(d.dt, 1, &wsn, dev) : NULL;
     int failed = !Y || (per && !ws);
-    void *bias = failed ? NULL : bias_of(&d, hhc, &failed);
-    if (!failed) {
+    void *bias = NULL;
+    if (!failed && gpu) {
+        bool grad_mode = fl_grad_enabled();
+        fl_set_grad_enabled(false);
+        failed = cuda_layer_forward(&d, gic, hhc, s0c, Y, ws, grad) < 0;
+        fl_set_grad_enabled(grad_mode);
+    } else if (!failed) {
+        bias = bias_of(&d, hhc, &failed);
         layer_job job = {.d = &d, .gi = fl_tensor_data(gic), .w = fl_tensor_data(hhc), .bias = bias,
                          .s0 = fl_tensor_data(s0c), .Y = fl_tensor_data(Y), .ws = ws ? fl_tensor_data(ws) : NULL,
                          .keep_all = grad};
-        split_rows(&job, forward_rows);
-        failed = job.failed;
-        if (failed)
+        if (!failed)
+            split_rows(&job, forward_rows);
+        if (!failed && job.failed) {
+            failed = 1;
             fl_error("out of memory");
+        }
     }
     if (!failed && grad) {
         fl_node *n = fl_node_new(FL_GRAD_RNN_LAYER, "fused_rnn_layer", 3, ins);
@@ -646,12 +866,19 @@ static int rnn_layer_backward(fl_node *n, const fl_tensor *g, fl_tensor **grads)
     d.G = gates_of(d.mode) * d.H;
     d.ldw = hh->shape[1];
     int64_t gshape[3] = {d.T, d.N, d.G};
+    fl_device dev = Y->storage->device;
     fl_tensor *gc = grad_as(g, d.dt);
-    fl_tensor *dgi = gc ? fl_tensor_empty(d.dt, 3, gshape, FL_CPU) : NULL;
-    fl_tensor *dhh = dgi && n->next[1] ? fl_tensor_empty(d.dt, 2, hh->shape, FL_CPU) : NULL;
-    fl_tensor *ds0 = dgi && n->next[2] ? fl_tensor_empty(d.dt, s0->ndim, s0->shape, FL_CPU) : NULL;
+    fl_tensor *dgi = gc ? fl_tensor_empty(d.dt, 3, gshape, dev) : NULL;
+    fl_tensor *dhh = dgi && n->next[1] ? fl_tensor_empty(d.dt, 2, hh->shape, dev) : NULL;
+    fl_tensor *ds0 = dgi && n->next[2] ? fl_tensor_empty(d.dt, s0->ndim, s0->shape, dev) : NULL;
     int rc = -1;
-    if (dgi && (dhh || !n->next[1]) && (ds0 || !n->next[2]))
+    bool ready = dgi && (dhh || !n->next[1]) && (ds0 || !n->next[2]);
+    if (ready && fl_is_cuda(Y)) {
+        bool grad_mode = fl_grad_enabled();
+        fl_set_grad_enabled(false);
+        rc = cuda_layer_backward(&d, gc, ws, Y, hh, s0, dgi, dhh, ds0);
+        fl_set_grad_enabled(grad_mode);
+    } else if (ready)
         rc = layer_backward(&d, fl_tensor_data(gc), ws ? fl_tensor_data(ws) : NULL, fl_tensor_data(Y),
                             fl_tensor_data(hh), fl_tensor_data(s0), fl_tensor_data(dgi),
                             dhh ? fl_tensor_data(dhh) : NULL, ds0 ? fl_tensor_data(ds0) : NULL);

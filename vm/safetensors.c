@@ -4,6 +4,7 @@
  * data into a temporary file beside the target, fsync, rename, fsync the directory. */
 #include "safetensors.h"
 
+#include "cuda.h"
 #include "interrupt.h"
 #include "json.h"
 
@@ -929,8 +930,8 @@ static int check_contents(const char *path, const fl_st_file *f, size_t *order)
             fl_error("cannot write '%s': '__metadata__' is reserved and cannot name a tensor", path);
             return -1;
         }
-        if (!e->tensor || e->tensor->storage->device.type != FL_DEVICE_CPU) {
-            fl_error("cannot write '%s': tensor %s is not on the CPU (move it there first)", path, qa);
+        if (!e->tensor) {
+            fl_error("cannot write '%s': tensor %s is missing", path, qa);
             return -1;
         }
         order[i] = i;
@@ -1044,7 +1045,9 @@ int fl_safetensors_write(const char *path, const fl_st_file *f)
         fl_tensor *t = f->tensors[order[k]].tensor;
         if (t->numel == 0)
             continue;
-        fl_tensor *c = fl_contiguous(t);   /* the same tensor, retained, if already contiguous */
+        /* device tensors are copied to the host first, so the file is the same wherever the
+         * model was; fl_contiguous gives t itself, retained, when it already is */
+        fl_tensor *c = fl_is_cuda(t) ? fl_move(t, FL_CPU) : fl_contiguous(t);
         if (!c) {
             char msg[512];
             snprintf(msg, sizeof msg, "%s", fl_last_error());

@@ -5,8 +5,13 @@
  * (key, index) pairs serves every dtype and both directions; sorting pairs that start in
  * index order makes it stable. topk keeps the k best in a heap when k is small. Lines are
  * independent and split across the pool. The values record an autograd node whose rule
- * (vm/backward_reduce.c) scatters the gradient back through the indices. */
+ * (vm/backward_reduce.c) scatters the gradient back through the indices.
+ *
+ * CUDA tensors take a host round trip: copied to the CPU, sorted there, the results copied
+ * back. A stable device sort (radix or merge) is a kernel of its own; sort and topk are rare
+ * next to the ops a training step runs, so the copy is the simple choice for now. */
 #include "autograd.h"
+#include "cuda.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -135,10 +140,6 @@ static int sort_common(const fl_tensor *t, int dim, int64_t k, bool invert, int6
                        fl_tensor **values, fl_tensor **indices)
 {
     *values = *indices = NULL;
-    if (t->storage->device.type != FL_DEVICE_CPU) {
-        fl_error("expected a CPU tensor, got one on cuda");
-        return -1;
-    }
     if (t->ndim == 0 ? (dim != 0 && dim != -1) : (dim < 0 || dim >= t->ndim)) {
         fl_error("dimension %d is out of range for a tensor of %d dimensions", dim, t->ndim);
         return -1;
@@ -186,6 +187,28 @@ static int sort_common(const fl_tensor *t, int dim, int64_t k, bool invert, int6
     return 0;
 }
 
+/* sort_common on a device tensor: through the host (see the top of the file). */
+static int sort_any(const fl_tensor *t, int dim, int64_t k, bool invert, int64_t base,
+                    fl_tensor **values, fl_tensor **indices)
+{
+    if (!fl_is_cuda(t))
+        return sort_common(t, dim, k, invert, base, values, indices);
+    fl_device dev = t->storage->device;
+    fl_tensor *h = fl_move(t, FL_CPU), *hv = NULL, *hi = NULL;
+    int rc = h ? sort_common(h, dim, k, invert, base, &hv, &hi) : -1;
+    fl_tensor_release(h);
+    *values = rc == 0 ? fl_move(hv, dev) : NULL;
+    *indices = *values ? fl_move(hi, dev) : NULL;
+    fl_tensor_release(hv);
+    fl_tensor_release(hi);
+    if (rc == 0 && !*indices) {
+        fl_tensor_release(*values);
+        *values = NULL;
+        rc = -1;
+    }
+    return rc;
+}
+
 /* The values' node (after a successful sort). */
 static int record(const fl_tensor *t, int dim, int64_t base, const char *name,
                   fl_tensor **values, fl_tensor **indices)
@@ -210,7 +233,7 @@ int fl_sort(const fl_tensor *t, int dim, bool descending, int64_t base,
             fl_tensor **values, fl_tensor **indices)
 {
     int64_t n = t->ndim == 0 ? 1 : (dim >= 0 && dim < t->ndim) ? t->shape[dim] : 0;
-    if (sort_common(t, dim, n, descending, base, values, indices) < 0)
+    if (sort_any(t, dim, n, descending, base, values, indices) < 0)
         return -1;
     return record(t, dim, base, "sort", values, indices);
 }
@@ -219,7 +242,7 @@ int fl_topk(const fl_tensor *t, int64_t k, int dim, bool largest, bool sorted, i
             fl_tensor **values, fl_tensor **indices)
 {
     (void)sorted;   /* always sorted: the cheapest order to promise */
-    if (sort_common(t, dim, k, largest, base, values, indices) < 0)
+    if (sort_any(t, dim, k, largest, base, values, indices) < 0)
         return -1;
     return record(t, dim, base, "topk", values, indices);
 }

@@ -124,6 +124,48 @@ void fl_tensor_release(fl_tensor *t)
     fl_recycle_put(&headers, t);
 }
 
+/* x:set_(y): dst becomes a view of src's storage with src's dtype and layout, keeping its
+ * own identity (references to it stay valid: an optimizer built before model:cuda(), say)
+ * and its requires_grad. The old storage's version is bumped, so a graph that saved dst
+ * refuses to run backward on data that is gone. Refused while the tape could see it. */
+int fl_tensor_set_(fl_tensor *dst, const fl_tensor *src)
+{
+    if (dst->grad_fn) {
+        fl_error("the tensor has a grad_fn (it was computed from others); use it on a leaf "
+                 "or on x:detach()");
+        return -1;
+    }
+    if (fl_needs_grad(dst)) {
+        fl_error("the tensor is a leaf that requires grad; call it under flare.no_grad()");
+        return -1;
+    }
+    if (dst->requires_grad && !fl_dtype_is_float(src->dtype)) {
+        fl_error("a tensor that requires grad needs float data, got %s", fl_dtype_name(src->dtype));
+        return -1;
+    }
+    if (dst == src)
+        return 0;
+    fl_storage *old = dst->storage;
+    src->storage->refcount++;
+    old->version++;
+    dst->storage = src->storage;
+    dst->dtype = src->dtype;
+    dst->ndim = src->ndim;
+    memcpy(dst->shape, src->shape, sizeof dst->shape);
+    memcpy(dst->strides, src->strides, sizeof dst->strides);
+    dst->offset = src->offset;
+    dst->numel = src->numel;
+    fl_storage_release(old);
+    /* a gradient that no longer fits (shape, dtype or device) would break the next step */
+    fl_tensor *g = dst->grad;
+    if (g && (!fl_shape_equal(g, dst) || g->dtype != dst->dtype ||
+              g->storage->device.type != dst->storage->device.type)) {
+        dst->grad = NULL;
+        fl_tensor_release(g);
+    }
+    return 0;
+}
+
 bool fl_tensor_is_contiguous(const fl_tensor *t)
 {
     int64_t s = 1;

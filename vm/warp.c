@@ -1,7 +1,11 @@
 /* warp.c: fl_warp_affine, affine resampling of image batches (rotations, shifts, crops,
- * flips for data augmentation; see data.h). Planes are independent and run on the pool. */
+ * flips for data augmentation; see data.h). Planes are independent and run on the pool;
+ * CUDA images run on the device (kernels/cuda/warp.cu), theta included, so nothing is read
+ * back to the host. Not differentiable (no autograd node), as on the CPU. */
+#include "cuda.h"
 #include "data.h"
 #include "../kernels/cpu/warp.h"
+#include "../kernels/cuda/warp.h"
 
 #include <stdlib.h>
 
@@ -30,6 +34,25 @@ static void run_planes(void *ctx, int64_t p0, int64_t p1)
     }
 }
 
+/* theta becomes contiguous float64 on the device: six numbers per image, or one shared six. */
+static fl_tensor *warp_cuda(const fl_tensor *x, const fl_tensor *theta, int ndim, const int64_t *shape, int64_t n,
+                            int64_t c, bool bilinear, double fill)
+{
+    fl_tensor *th = fl_cast(theta, FL_DTYPE_F64);
+    fl_tensor *in = th ? fl_contiguous((fl_tensor *)x) : NULL;
+    fl_tensor *out = in ? fl_tensor_empty(x->dtype, ndim, shape, x->storage->device) : NULL;
+    if (out && fl_cuda_status(FL_CUDA(fl_cuda_warp_affine)(x->dtype, fl_tensor_data(out), shape[ndim - 2],
+                                                           shape[ndim - 1], fl_tensor_data(in), x->shape[ndim - 2],
+                                                           x->shape[ndim - 1], n * c, c, fl_tensor_data(th),
+                                                           theta->ndim == 2 ? 0 : 6, bilinear, fill)) < 0) {
+        fl_tensor_release(out);
+        out = NULL;
+    }
+    fl_tensor_release(th);
+    fl_tensor_release(in);
+    return out;
+}
+
 fl_tensor *fl_warp_affine(const fl_tensor *x, const fl_tensor *theta, int64_t oh, int64_t ow, bool bilinear,
                           double fill)
 {
@@ -42,8 +65,9 @@ fl_tensor *fl_warp_affine(const fl_tensor *x, const fl_tensor *theta, int64_t oh
         fl_error("images must be (N, C, H, W) or (C, H, W), got shape %s", fl_shape_str(b1, sizeof b1, x->ndim, x->shape));
         return NULL;
     }
-    if (x->storage->device.type != FL_DEVICE_CPU || theta->storage->device.type != FL_DEVICE_CPU) {
-        fl_error("images and theta must be on the CPU");
+    if (fl_is_cuda(x) != fl_is_cuda(theta)) {
+        fl_error("expected all tensors on the same device, got %s and %s", fl_is_cuda(x) ? "cuda" : "cpu",
+                 fl_is_cuda(theta) ? "cuda" : "cpu");
         return NULL;
     }
     int64_t n = x->ndim == 4 ? x->shape[0] : 1;
@@ -69,6 +93,8 @@ fl_tensor *fl_warp_affine(const fl_tensor *x, const fl_tensor *theta, int64_t oh
         shape[d] = x->shape[d];
     shape[x->ndim - 2] = oh;
     shape[x->ndim - 1] = ow;
+    if (fl_is_cuda(x))
+        return warp_cuda(x, theta, x->ndim, shape, n, c, bilinear, fill);
     double *th = malloc(sizeof(double) * 6 * (size_t)(n > 0 ? n : 1));
     fl_tensor *in = fl_contiguous((fl_tensor *)x);
     fl_tensor *out = in ? fl_tensor_empty(x->dtype, x->ndim, shape, FL_CPU) : NULL;

@@ -23,7 +23,8 @@
 #
 #   scripts/bench/run.sh [workload ...]     workloads: gemm tiny_add add_large startup chain10
 #                                           matmul_grad mlp_train cnn_train rnn_train (lstm_train
-#                                           and gru_train) mnist_epoch
+#                                           and gru_train) mnist_epoch, and on a GPU
+#                                           cnn_train_gpu lstm_train_gpu (both: gpu)
 # shellcheck disable=SC2046  # set -- $(torch_best ...) splits "figure policy" on purpose
 cd "$(dirname "$0")/../.." || exit 1
 BENCH=scripts/bench
@@ -348,17 +349,83 @@ bench_mnist_epoch() {
         "(one shuffled epoch of 60,000 samples, batch 128; torch OMP_WAIT_POLICY=$POLICY)"
 }
 
+# ---------------------------------------------------------------- GPU workloads
+# cnn_train at batch 512 and lstm_train at batch 256 on the GPU, against PyTorch CUDA (its
+# default settings, cuDNN autotuned for the fixed shapes). They run only when flare finds a
+# real GPU (the CUDA emulator does not count); otherwise one line says why they are skipped.
+
+HAVE_GPU=unknown
+check_gpu() {
+    if [ "$HAVE_GPU" = unknown ]; then
+        if ./flare -e 'os.exit(flare.cuda.is_available() and not flare.cuda.is_emulated() and 0 or 1)' 2>/dev/null; then
+            HAVE_GPU=1
+            echo "GPU: $(./flare -e 'local i = flare.cuda.device_info(); io.write(i.name, ", ", i.memory // 2^20, " MiB")')"
+        else
+            HAVE_GPU=0
+            why=$(./flare -e 'io.write(tostring(flare.cuda.why_unavailable() or "only the CUDA emulator"))' 2>&1)
+            echo "(no GPU for flare: $why; the GPU rows are skipped)"
+        fi
+    fi
+    [ "$HAVE_GPU" = 1 ]
+}
+
+# PyTorch on the GPU: one wait policy is enough (the CPU threads only launch kernels).
+torch_gpu_run() {   # torch_gpu_run SCRIPT ARGS...
+    TORCH_POLICIES=active
+    torch_run "$@"
+    unset TORCH_POLICIES
+}
+
+gpu_note() {   # gpu_note TORCH_FIGURE: why a torch figure is missing
+    if [ "$1" = n/a ]; then
+        if [ "$HAVE_TORCH" = 1 ]; then echo "(PyTorch sees no GPU)"; else echo "(no PyTorch)"; fi
+    fi
+}
+
+cnn_train_gpu_round() {
+    flare_run cnn_train gpu >>"$TMP/cnn_gpu_flare"
+    torch_gpu_run cnn_train gpu
+}
+
+bench_cnn_train_gpu() {
+    check_gpu || return 0
+    rounds cnn_train_gpu_round
+    pair - cnn_gpu_flare cnn_train cnn_train_gpu higher
+    r=$(ratio "$F" "$T")
+    echo "cnn_train_gpu batch=512 flare_steps_per_s=$(fmt "$F") torch_cuda_steps_per_s=$(fmt "$T") ratio=$r" \
+        "(target >= 1.0: $(target "$r" 1)) $(gpu_note "$T")"
+}
+
+lstm_train_gpu_round() {
+    flare_run rnn_train gpu lstm >>"$TMP/rnn_gpu_flare"
+    torch_gpu_run rnn_train gpu lstm
+}
+
+bench_lstm_train_gpu() {
+    check_gpu || return 0
+    rounds lstm_train_gpu_round
+    pair - rnn_gpu_flare rnn_train lstm_train_gpu higher
+    r=$(ratio "$F" "$T")
+    ft=$(get "$TMP/rnn_gpu_flare" lstm_train_gpu:tokens)
+    tt=$(get "$TMP/rnn_train_torch_active" lstm_train_gpu:tokens)
+    echo "lstm_train_gpu batch=256 flare_steps_per_s=$(fmt "$F") torch_cuda_steps_per_s=$(fmt "$T") ratio=$r" \
+        "flare_tokens_per_s=$(fmt "$ft") torch_tokens_per_s=$(fmt "$tt") (target >= 1.0: $(target "$r" 1))" \
+        "$(gpu_note "$T")"
+}
+
 # ---------------------------------------------------------------- main
 
 echo "flare $(./flare -v 2>&1 | head -n 1 | sed 's/^flare //'), $(./flare -e 'io.write(flare.blas_info())');" \
     "$(nproc) cores; medians of $ROUNDS rounds; ratio > 1: flare better"
-ALL="gemm tiny_add add_large startup chain10 matmul_grad mlp_train cnn_train rnn_train mnist_epoch"
+ALL="gemm tiny_add add_large startup chain10 matmul_grad mlp_train cnn_train rnn_train mnist_epoch cnn_train_gpu lstm_train_gpu"
 workloads=${*:-$ALL}
 for w in $workloads; do
     case $w in
     gemm | tiny_add | add_large | startup | chain10 | matmul_grad | mlp_train | cnn_train | mnist_epoch) "bench_$w" ;;
     rnn_train) bench_rnn_train lstm gru ;;
     lstm_train | gru_train) bench_rnn_train "${w%_train}" ;;
-    *) echo "run.sh: unknown workload '$w' ($ALL lstm_train gru_train)" >&2 ;;
+    cnn_train_gpu | lstm_train_gpu) "bench_$w" ;;
+    gpu) bench_cnn_train_gpu && bench_lstm_train_gpu ;;
+    *) echo "run.sh: unknown workload '$w' ($ALL lstm_train gru_train gpu)" >&2 ;;
     esac
 done

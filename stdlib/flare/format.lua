@@ -136,7 +136,9 @@ function M.footer(t)
                        dev == 'cpu' and '' or ' on ' .. dev)
 end
 
+-- A device tensor is printed from a host copy (one transfer), with its device in the footer.
 function M.tensor(t)
+  local footer = M.footer(t)
   if t:device() ~= 'cpu' then t = t:to('cpu') end
   local lines = {}
   if t:numel() > 0 then
@@ -153,7 +155,7 @@ function M.tensor(t)
       format_slices(t, {}, summarize, f, width, lines)
     end
   end
-  lines[#lines + 1] = M.footer(t)
+  lines[#lines + 1] = footer
   return table.concat(lines, '\n')
 end
 

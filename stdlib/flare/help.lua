@@ -22,7 +22,7 @@ end
 M.aliases = {
   multiply = 'mul', divide = 'div', subtract = 'sub', negative = 'neg', greater_equal = 'ge',
   less_equal = 'le', clip = 'clamp', nDimension = 'dim', nElement = 'numel', concat = 'cat',
-  ger = 'outer', requires_grad_ = 'requires_grad',
+  ger = 'outer', requires_grad_ = 'requires_grad', tolist = 'totable',
 }
 
 M.categories = {
@@ -98,8 +98,13 @@ def('info', 'is_contiguous', 'x:is_contiguous()', 'Whether x\'s elements are lai
 def('info', 'storage_offset', 'x:storage_offset()', 'The offset of x\'s first element in its storage, in elements.')
 def('info', 'data_ptr', 'x:data_ptr()', 'The address of x\'s first element (two views share storage when related).')
 def('info', 'nbytes', 'x:nbytes()', 'The bytes x\'s elements take: numel times the element size.')
-def('info', 'item', 'x:item()', 'The value of a one-element tensor as a Lua number (or boolean).')
-def('info', 'totable', 'x:totable()', 'The values of x as nested Lua tables.')
+def('info', 'item', 'x:item()', 'The value of a one-element tensor as a Lua number (or boolean); a GPU tensor is read through the host.')
+def('info', 'totable', 'x:totable() · x:tolist()', 'The values of x as nested Lua tables (a GPU tensor is copied to the host first).')
+def('info', 'set_', 'x:set_(y) -> x',
+  "x becomes a view of y's data (its storage, dtype, shape and strides) and stays the same object,\n" ..
+  'so every reference to x sees the change; requires_grad stays. nn.Module:to moves parameters this\n' ..
+  'way, so an optimizer built before model:cuda() keeps working. Refused on a tensor with a grad_fn,\n' ..
+  'and on a leaf that requires grad unless under flare.no_grad(); a gradient that no longer fits is dropped.')
 def('info', 'is_tensor', 'flare.is_tensor(v)', 'Whether v is a flare tensor.')
 def('info', 'to', "x:to(dtype | 'cpu' | 'cuda' | {dtype=, device=})", 'x converted to another dtype or moved to another device; x itself when nothing changes.')
 def('info', 'float', 'x:float()', 'x as float32 (x itself if it already is).')
@@ -291,9 +296,9 @@ def('io', 'warp_affine', "flare.warp_affine(x, theta, [{mode = 'bilinear' | 'nea
   'Resamples images x (N, C, H, W) through 2x3 affine matrices theta (N, 2, 3) in normalized\n' ..
   "coordinates, as PyTorch's affine_grid + grid_sample (align_corners = false); used by the data\n" ..
   'transforms. Not differentiable.')
-def('io', 'frombuffer', "flare.frombuffer(bytes, [{dtype = 'uint8', offset = 0, shape =, byteorder = 'little'}])",
+def('io', 'frombuffer', "flare.frombuffer(bytes, [{dtype = 'uint8', offset = 0, shape =, byteorder = 'little', device =}])",
   'A tensor holding a copy of the bytes of a Lua string, read as dtype from offset; the\n' ..
-  'shape defaults to 1-D over the remaining bytes. byteorder may be \'big\'.')
+  'shape defaults to 1-D over the remaining bytes. byteorder may be \'big\'; device = \'cuda\' puts it on the GPU.')
 
 -- system
 def('system', 'set_num_threads', 'flare.set_num_threads(n)', 'Threads used by kernels and OpenBLAS.')
@@ -314,6 +319,47 @@ def('system', 'version', 'flare.version', 'The version string.')
 def('system', 'open_globals', 'flare.open_globals()', 'Sets flare and its modules as globals (the executable does it at start-up).')
 def('system', 'repl_print', 'flare.repl_print(...)', 'Prints values as the prompt does, and sets _ to the first.')
 def('system', 'autograd', 'flare.autograd', 'Gradient tools: gradcheck (finite differences), grad, detect_anomaly.')
+
+-- flare.cuda: its C functions are documented by value (their names are not flare.name), when
+-- this module loads; flare.cuda.manual_seed and flare.autocast carry their own (init.lua).
+M.cuda_docs = {
+  is_available = { 'flare.cuda.is_available() -> boolean',
+    'Whether a GPU can be used (the CUDA library loaded and a device found). FLARE_CUDA=0 turns\n' ..
+    'CUDA off; FLARE_CUDA=emu runs the CUDA kernels on the CPU emulator (for tests).' },
+  why_unavailable = { 'flare.cuda.why_unavailable() -> string | nil', 'Why no GPU can be used; nil when one can.' },
+  is_emulated = { 'flare.cuda.is_emulated() -> boolean', 'Whether "the GPU" is the CPU emulator (FLARE_CUDA=emu).' },
+  device_count = { 'flare.cuda.device_count() -> n', 'The number of GPUs (flare uses the first, cuda:0).' },
+  device_info = { 'flare.cuda.device_info([i = 1]) -> {name, memory, capability}',
+    'The name, memory (bytes) and compute capability ("9.0") of GPU i.' },
+  memory_stats = { 'flare.cuda.memory_stats() -> table',
+    "The caching allocator's counters: allocated (bytes in tensors now), reserved (held from the\n" ..
+    'driver), peak_allocated, peak_reserved, device_allocs, device_frees, cache_hits,\n' ..
+    "cache_flushes, device_free and device_total (the driver's view)." },
+  reset_peak_memory_stats = { 'flare.cuda.reset_peak_memory_stats()', 'Restarts peak_allocated and peak_reserved from now.' },
+  synchronize = { 'flare.cuda.synchronize()', 'Waits until the GPU has finished all queued work (for timing).' },
+  set_allow_tf32 = { 'flare.cuda.set_allow_tf32(on) -> previous',
+    'Lets float32 matrix products on the GPU use TF32 tensor cores (faster, ~1e-3 relative\n' ..
+    'precision). Off by default, as in PyTorch. Returns the setting before.' },
+  empty_cache = { 'flare.cuda.empty_cache()',
+    'Returns the cached, unused device memory to the driver (after a full garbage collection).' },
+}
+
+do
+  local f = flare()
+  local cuda = rawget(f, 'cuda')
+  if type(cuda) == 'table' then
+    for name, d in pairs(M.cuda_docs) do
+      if type(cuda[name]) == 'function' and not f._docstrings[cuda[name]] then
+        f._docstrings[cuda[name]] = d[1] .. '\n\n' .. d[2]
+      end
+    end
+    if not f._docstrings[cuda] then
+      f._docstrings[cuda] = 'flare.cuda: the GPU. Tensors move with x:cuda(), x:cpu(), x:to(\'cuda\') or\n' ..
+        "{device = 'cuda'} when created; models with m:cuda() / m:to('cuda') (in place). Values read\n" ..
+        'from Lua (item, totable, printing) come through the host. One random generator serves all devices.'
+    end
+  end
+end
 
 -- prompt
 def('prompt', 'help', 'help([x | "name"]) · ?name',

@@ -79,16 +79,15 @@ function M.error_text(msg)
   return format.paint({ color = M.options.color }, 'error', msg)
 end
 
+-- The banner does not probe the GPU: loading the CUDA libraries and creating a context
+-- takes from tens of milliseconds to seconds, and start-up must stay instant. It says how
+-- to ask instead (or what FLARE_CUDA chose).
 function M.banner()
   local f = flare()
-  local cuda = 'not available'
-  local ok, avail = pcall(function()
-    return type(f.cuda) == 'table' and type(f.cuda.is_available) == 'function' and f.cuda.is_available()
-  end)
-  if ok and avail then
-    local count = type(f.cuda.device_count) == 'function' and f.cuda.device_count()
-    cuda = count and ('available (' .. count .. (count == 1 and ' device)' or ' devices)')) or 'available'
-  end
+  local mode = os.getenv('FLARE_CUDA')
+  local cuda = mode == '0' and 'off (FLARE_CUDA=0)'
+    or mode == 'emu' and 'emulated on the CPU (FLARE_CUDA=emu)'
+    or 'probed on first use (flare.cuda.is_available())'
   return string.format('flare %s — %s, %s, CUDA: %s\n%s', f.version, lua_release, f.blas_info(), cuda,
     format.paint({ color = M.options.color }, 'note',
       'help() for a tour, ?name for help on name, :time on to time commands, Ctrl-D to quit'))

@@ -197,7 +197,8 @@ encode = function(enc, v, path, depth)
   elseif tv == 'boolean' then
     out[#out + 1] = tostring(v)
   elseif is_tensor(v) then
-    if v:device() ~= 'cpu' then v = v:to('cpu') end
+    -- a device tensor is written as is: the writer copies it to the host, so the file is
+    -- the same as from the CPU (and a tensor shared by two paths is stored once)
     out[#out + 1] = '{"$tensor":' .. json_string(tensor_name(enc, v, path)) ..
       (v:wants_grad() and ',"$grad":true}' or '}')
   elseif is_module(v) then
@@ -455,17 +456,60 @@ function M.save(path, value, opts)
   call_core(uninterruptible, core._safetensors_write, path, enc.names, enc.tensors, mk, mv)
 end
 
---- flare.load(path) -> value
+-- Moves what load built to a device in place: models by m:to, tensors by x:set_ (so a
+-- tensor reachable twice stays one object, and requires_grad stays).
+local function move_loaded(v, device, seen)
+  if seen[v] then return end
+  if is_tensor(v) then
+    seen[v] = true
+    local moved = v:to(device)
+    if moved ~= v then v:set_(moved) end
+  elseif is_module(v) then
+    seen[v] = true
+    v:to(device)
+  elseif type(v) == 'table' then
+    seen[v] = true
+    for k, x in pairs(v) do
+      move_loaded(k, device, seen)
+      move_loaded(x, device, seen)
+    end
+  end
+end
+
+local function load_options(opts)
+  if opts == nil then return nil end
+  if type(opts) ~= 'table' or is_tensor(opts) then
+    error("bad argument #2 to 'load' (options table {device =} expected, got " .. type(opts) .. ')', 3)
+  end
+  local d = opts.device
+  if d ~= nil and d ~= 'cpu' and not (type(d) == 'string' and d:match('^cuda[:%d]*$')) then
+    error("load: device must be 'cpu' or 'cuda', got " .. tostring(d), 3)
+  end
+  if d == 'cpu' then return nil end
+  if d ~= nil and not core.cuda.is_available() then
+    error('load: device ' .. d .. ' is not available: ' .. tostring(core.cuda.why_unavailable()), 3)
+  end
+  return d
+end
+
+--- flare.load(path, [{device = 'cuda'}]) -> value
 -- Loads what flare.save wrote: the tensor, table or model (rebuilt from nn.registry: a
 -- model of your own classes needs the file defining them loaded first). Any other
 -- safetensors file (from PyTorch, Hugging Face, ...) loads as a table name -> tensor.
 -- Every size and offset is checked before anything is allocated; a damaged or hostile file
 -- is an error naming the file and the problem, and loading never runs code from the file.
-function M.load(path)
+-- Files do not record a device: what was saved from the GPU loads on the CPU (on a machine
+-- without one too); device = 'cuda' moves every tensor and model there after loading.
+function M.load(path, opts)
   check_path(path, 'load', 1)
+  local device = load_options(opts)
+  local function placed(v)
+    if device then core.no_grad(function() move_loaded(v, device, {}) end) end
+    return v
+  end
   local tensors, meta = call_core(core._safetensors_read, path)
   local text = meta[META]
-  if text == nil then return tensors end
+  if text == nil then return placed(tensors) end
   return guarded('load', path, function()
     local ok, doc = pcall(core._json_decode, text)
     if not ok then bad_file(nil, 'the description in the metadata is not valid: ' .. tostring(doc):gsub('^.-:%d+: ', '')) end
@@ -475,7 +519,7 @@ function M.load(path)
     if doc.version > VERSION then
       bad_file(nil, string.format('written by a newer flare (format version %d; this one reads up to %d)', doc.version, VERSION))
     end
-    return decode({ tensors = tensors }, doc.object)
+    return placed(decode({ tensors = tensors }, doc.object))
   end)
 end
 

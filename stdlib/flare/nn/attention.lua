@@ -15,19 +15,20 @@ local M = {}
 
 local function shape_text(t) return '[' .. table.concat(t:size(), ', ') .. ']' end
 
--- A mask as an additive float mask of dtype: bool -> -inf where true.
-local function additive(mask, dtype, fname, what)
+-- A mask as an additive float mask of dtype on `device` (the scores'): bool -> -inf where true.
+local function additive(mask, dtype, fname, what, device)
   if mask == nil then return nil end
   if not flare.is_tensor(mask) then error(fname .. ': ' .. what .. ' must be a tensor, got ' .. type(mask), 4) end
+  mask = mask:to(device)
   if mask:dtype() == 'bool' then
-    return flare.zeros(mask:size(), { dtype = dtype }):masked_fill(mask, -math.huge)
+    return flare.zeros(mask:size(), { dtype = dtype, device = device }):masked_fill(mask, -math.huge)
   end
   if mask:dtype() ~= dtype then return mask:to(dtype) end
   return mask
 end
 
---- nn.generate_square_subsequent_mask(n, [{dtype}]): an (n, n) float mask, 0 on and below
--- the diagonal, -inf above (a causal mask: position i attends to positions <= i).
+--- nn.generate_square_subsequent_mask(n, [{dtype, device}]): an (n, n) float mask, 0 on and
+-- below the diagonal, -inf above (a causal mask: position i attends to positions <= i).
 function M.generate_square_subsequent_mask(n, opts)
   opts = F._check_options(opts, 'generate_square_subsequent_mask')
   if math.type(n) ~= 'integer' or n < 0 or n >= 1 << 30 then
@@ -36,7 +37,8 @@ function M.generate_square_subsequent_mask(n, opts)
   local dtype = opts.dtype or 'float32'
   local r = flare.arange(n):unsqueeze(2)
   local c = flare.arange(n):unsqueeze(1)
-  return flare.zeros({ n, n }, { dtype = dtype }):masked_fill(c:gt(r), -math.huge)
+  local mask = flare.zeros({ n, n }, { dtype = dtype }):masked_fill(c:gt(r), -math.huge)
+  return opts.device and mask:to(opts.device) or mask
 end
 
 --- F.scaled_dot_product_attention(q, k, v, [{attn_mask, dropout_p = 0, is_causal = false}]):
@@ -49,9 +51,9 @@ function F.scaled_dot_product_attention(q, k, v, opts)
   F._check_float(v, 'scaled_dot_product_attention', 'v')
   local d = q:size(-1)
   local scores = flare.matmul(q * (1 / math.sqrt(d)), k:transpose(-2, -1))
-  local mask = additive(opts.attn_mask, scores:dtype(), 'scaled_dot_product_attention', 'attn_mask')
+  local mask = additive(opts.attn_mask, scores:dtype(), 'scaled_dot_product_attention', 'attn_mask', scores:device())
   if opts.is_causal then
-    local causal = M.generate_square_subsequent_mask(q:size(-2), { dtype = scores:dtype() })
+    local causal = M.generate_square_subsequent_mask(q:size(-2), { dtype = scores:dtype(), device = scores:device() })
     if k:size(-2) ~= q:size(-2) then causal = causal:narrow(2, 1, k:size(-2)) end
     mask = mask and (mask + causal) or causal
   end
@@ -170,7 +172,7 @@ function MHA:forward(query, key, value, opts)
   v = v:reshape(S, N * H, hd):transpose(1, 2)
   -- masks, merged into one additive (N * H, L, S) or broadcastable mask
   local dtype = q:dtype()
-  local mask = additive(opts.attn_mask, dtype, fname, 'attn_mask')
+  local mask = additive(opts.attn_mask, dtype, fname, 'attn_mask', q:device())
   if mask ~= nil then
     local ok = (mask:dim() == 2 and mask:size(1) == L and mask:size(2) == S)
             or (mask:dim() == 3 and mask:size(1) == N * H and mask:size(2) == L and mask:size(3) == S)
@@ -180,10 +182,10 @@ function MHA:forward(query, key, value, opts)
     end
   end
   if opts.is_causal and mask == nil then
-    mask = M.generate_square_subsequent_mask(L, { dtype = dtype })
+    mask = M.generate_square_subsequent_mask(L, { dtype = dtype, device = q:device() })
     if S ~= L then mask = mask:narrow(2, 1, S) end
   end
-  local kpm = additive(opts.key_padding_mask, dtype, fname, 'key_padding_mask')
+  local kpm = additive(opts.key_padding_mask, dtype, fname, 'key_padding_mask', q:device())
   if kpm ~= nil then
     if not batched then kpm = kpm:unsqueeze(1) end
     if kpm:dim() ~= 2 or kpm:size(1) ~= N or kpm:size(2) ~= S then

@@ -202,7 +202,7 @@ function F.dropout2d(x, p, training)
   local shape = x:size()
   for i = 3, #shape do shape[i] = 1 end
   local mask = flare.no_grad(function()
-    return flare.empty(shape, { dtype = x:dtype() }):bernoulli_(1 - p):div_(1 - p)
+    return flare.empty(shape, { dtype = x:dtype(), device = x:device() }):bernoulli_(1 - p):div_(1 - p)
   end)
   return x * mask
 end
@@ -412,12 +412,12 @@ function F.pad(x, pads, value)
     local parts = {}
     if lo > 0 then
       local s = y:size(); s[dim] = lo
-      parts[#parts + 1] = flare.full(s, value, { dtype = x:dtype() })
+      parts[#parts + 1] = flare.full(s, value, { dtype = x:dtype(), device = x:device() })
     end
     parts[#parts + 1] = y
     if hi > 0 then
       local s = y:size(); s[dim] = hi
-      parts[#parts + 1] = flare.full(s, value, { dtype = x:dtype() })
+      parts[#parts + 1] = flare.full(s, value, { dtype = x:dtype(), device = x:device() })
     end
     if #parts > 1 then y = flare.cat(parts, dim) end
   end

@@ -404,37 +404,56 @@ end
 
 -- ---------------------------------------------------------------- conversion
 
+-- Applies fn to every parameter and buffer (each once, however many modules share it) and
+-- moves the result into the same tensor object with x:set_(y), so references taken before
+-- (an optimizer's, a user's) follow, as in PyTorch; requires_grad stays, and a gradient
+-- is converted with its parameter.
 local function convert(self, fn)
   local done = {}
   for _, m in ipairs(self:modules()) do
     for _, listname in ipairs({ '_params', '_buffers' }) do
       for _, e in ipairs(own(m, listname)) do
-        local name, t = e[1], e[2]
-        if done[t] == nil then
-          local nt = fn(t, listname == '_params')
-          if nt ~= t and listname == '_params' then
-            local wants = t:wants_grad()
-            nt = nt:detach()
-            if wants then nt:requires_grad() end
+        local t = e[2]
+        if not done[t] then
+          done[t] = true
+          local g = t.grad
+          if g then
+            local ng = fn(g)
+            if ng ~= g then g:set_(ng) end
           end
-          done[t] = nt
+          local nt = fn(t)
+          if nt ~= t then t:set_(nt) end
         end
-        rawset(m, name, done[t])
       end
     end
   end
   return self
 end
 
---- m:to(dtype | {dtype=, device=}) converts the float parameters and buffers in place (the
--- module is returned). Parameters become new tensors: create the optimizer afterwards.
+-- 'cpu', 'cuda', 'cuda:0'?
+local function is_device(s)
+  return s == 'cpu' or (type(s) == 'string' and s:match('^cuda[:%d]*$') ~= nil)
+end
+
+--- m:to(dtype | device | {dtype=, device=}) moves and/or converts the parameters and
+-- buffers in place (floats only change dtype) and returns m. The tensors stay the same
+-- objects (x:set_), so an optimizer built before the move keeps working, as in PyTorch;
+-- gradients move with their parameters. m:to('cuda'), m:to('float64'), m:to{device = 'cpu'}.
 function Module:to(spec)
   local dtype, device
-  if type(spec) == 'table' then dtype, device = spec.dtype, spec.device
-  elseif spec == 'cpu' or (type(spec) == 'string' and spec:match('^cuda')) then device = spec
+  if type(spec) == 'table' and not is_tensor(spec) then dtype, device = spec.dtype, spec.device
+  elseif is_device(spec) then device = spec
   else dtype = spec end
   if dtype ~= nil and dtype ~= 'float32' and dtype ~= 'float64' then
-    error("to: expected a float dtype ('float32' or 'float64'), got " .. tostring(dtype), 2)
+    error("to: expected a float dtype ('float32' or 'float64') or a device ('cpu', 'cuda'), got " .. tostring(dtype), 2)
+  end
+  if device ~= nil and not is_device(device) then
+    error("to: expected a device ('cpu' or 'cuda'), got " .. tostring(device), 2)
+  end
+  if device ~= nil and device ~= 'cpu' and not flare.cuda.is_available() then
+    -- checked before anything moves, so a module is never left half on each device
+    error('to: cannot move the module to ' .. device .. ': CUDA is not available (' ..
+          tostring(flare.cuda.why_unavailable()) .. ')', 2)
   end
   return flare.no_grad(function()
     return convert(self, function(t)
@@ -444,6 +463,24 @@ function Module:to(spec)
       return r
     end)
   end)
+end
+
+--- m:cuda(): m:to('cuda'), in place (parameters stay the same tensor objects).
+function Module:cuda() return self:to('cuda') end
+
+--- m:cpu(): m:to('cpu'), in place.
+function Module:cpu() return self:to('cpu') end
+
+--- m:device(): the device of m's first parameter (or buffer): 'cpu' or 'cuda:0'; nil when
+-- it has none.
+function Module:device()
+  for _, listname in ipairs({ '_params', '_buffers' }) do
+    for _, e in ipairs(self:named_modules()) do
+      local l = own(e[2], listname)
+      if l[1] then return l[1][2]:device() end
+    end
+  end
+  return nil
 end
 
 --- m:float() / m:double(): m:to('float32') / m:to('float64').

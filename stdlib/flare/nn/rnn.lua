@@ -198,7 +198,7 @@ function Base:forward(input, hx)
       if c0 then c0 = c0:unsqueeze(2) end
     end
   else
-    h0 = flare.zeros({ self.num_layers * dirs, N, H }, { dtype = x:dtype() })
+    h0 = flare.zeros({ self.num_layers * dirs, N, H }, { dtype = x:dtype(), device = x:device() })
     if is_lstm then c0 = h0 end
   end
   local hn, cn = {}, {}
@@ -296,7 +296,7 @@ function Cell:_prepare(x)
   local bx = batched and x or x:unsqueeze(1)
   local N = bx:size(1)
   local function state(h, what)
-    if h == nil then return flare.zeros({ N, self.hidden_size }, { dtype = x:dtype() }) end
+    if h == nil then return flare.zeros({ N, self.hidden_size }, { dtype = x:dtype(), device = x:device() }) end
     self:_check_state(h, batched and { N, self.hidden_size } or { self.hidden_size }, what)
     return batched and h or h:unsqueeze(1)
   end

@@ -249,14 +249,20 @@ function Optimizer:step(closure)
 end
 
 -- Gathers per-parameter state lists for the fused call: for each key, a list with the
--- state tensor or false (the step creates it).
+-- state tensor or false (the step creates it, on the parameter's device). State left on
+-- another device or dtype by a model moved with m:to() after some steps follows its
+-- parameter first (moved in place, so state_dict() references stay valid).
 function Optimizer:state_lists(params, keys)
   local lists = {}
   for k, key in ipairs(keys) do
     local list = {}
     for i, p in ipairs(params) do
       local s = self.state[p]
-      list[i] = s and s[key] or false
+      local t = s and s[key] or false
+      if t and (t:device() ~= p:device() or t:dtype() ~= p:dtype()) then
+        t:set_(t:to { device = p:device(), dtype = p:dtype() })
+      end
+      list[i] = t
     end
     lists[k] = list
   end
@@ -325,7 +331,7 @@ end
 --- opt:load_state_dict(sd)
 -- Restores the state and group options saved by state_dict() into an optimizer built over
 -- the same parameter layout (same number of groups, same sizes). State tensors are copied
--- (cast to each parameter's dtype), so sd can go on being used elsewhere.
+-- (cast to each parameter's dtype, placed on its device), so sd can go on being used elsewhere.
 function Optimizer:load_state_dict(sd)
   local cls = getmetatable(self)
   local name = cls.__name .. ':load_state_dict'
@@ -381,7 +387,7 @@ function Optimizer:load_state_dict(sd)
           raise(string.format('%s: state %s of parameter %s has shape %s, expected %s (the parameter\'s)', name,
             tostring(k), tostring(id), fmt_value({ table.unpack(got) }), fmt_value({ table.unpack(want) })))
         end
-        v = v:to(p:dtype()):clone():contiguous()
+        v = v:to(p:dtype()):clone():contiguous():to(p:device())
       elseif is_tensor(v) then
         v = v:item()
       elseif k == 'step' and type(v) ~= 'number' then

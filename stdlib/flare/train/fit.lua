@@ -71,6 +71,23 @@ local function count_batches(data)
   return nil
 end
 
+-- A batch's tensors (and tables of them) on `device`; the batch itself when device is nil.
+local function on_device(fields, device)
+  if not device then return fields end
+  local function move(v)
+    if flare.is_tensor(v) then return v:to(device) end
+    if type(v) == 'table' then
+      local out = {}
+      for k, x in pairs(v) do out[k] = move(x) end
+      return out
+    end
+    return v
+  end
+  local out = { n = fields.n }
+  for i = 1, fields.n do out[i] = move(fields[i]) end
+  return out
+end
+
 local function batch_size(fields)
   local x = fields[1]
   if flare.is_tensor(x) then return x:dim() > 0 and x:size(1) or 1 end
@@ -84,7 +101,7 @@ local known = {
   model = true, loss = true, optimizer = true, data = true, val = true, epochs = true, scheduler = true,
   scheduler_step = true, clip = true, metrics = true, callbacks = true, checkpoint = true, plot = true,
   log = true, early_stopping = true, patience = true, progress = true, resume = true, forward = true,
-  classes = true, out = true, every = true, width = true, title = true,
+  classes = true, out = true, every = true, width = true, title = true, device = true,
 }
 
 -- metrics = {'accuracy', 'top5', 'confusion', 'precision_recall'} -> tracker options
@@ -161,6 +178,12 @@ local function check_options(o)
   end
   if o.checkpoint ~= nil and type(o.checkpoint) ~= 'string' and type(o.checkpoint) ~= 'table' then
     fail('checkpoint must be a file name or {path =, every =, every_steps =, keep =}, got ' .. type(o.checkpoint))
+  end
+  if o.device ~= nil and o.device ~= 'cpu' and not (type(o.device) == 'string' and o.device:match('^cuda[:%d]*$')) then
+    fail("device must be 'cpu' or 'cuda', got " .. tostring(o.device))
+  end
+  if o.device ~= nil and o.device ~= 'cpu' and not flare.cuda.is_available() then
+    fail('device ' .. o.device .. ' is not available: ' .. tostring(flare.cuda.why_unavailable()))
   end
   if o.resume ~= nil and type(o.resume) ~= 'string' then
     fail('resume must be the file name of a checkpoint, got ' .. type(o.resume))
@@ -257,10 +280,11 @@ local function is_per_step(s)
   return tostring(mt and mt.__name or ''):find('OneCycleLR') ~= nil
 end
 
---- train.evaluate(model, data, [{loss = f, forward = f, metrics = {...}, num_classes = C}])
+--- train.evaluate(model, data, [{loss = f, forward = f, metrics = {...}, num_classes = C, device =}])
 -- -> {loss =, acc =, top5 =, confusion =, precision =, recall =, samples =}
 -- Runs the model over a loader in evaluation mode without gradients (restoring the mode it
--- had), summing the loss (when given) and the classification metrics.
+-- had), summing the loss (when given) and the classification metrics. device = 'cuda'
+-- moves each batch there (the model must be there already).
 function M.evaluate(model, data, opts)
   if not is_module(model) then
     error("bad argument #1 to 'evaluate' (nn module expected, got " .. type(model) .. ')', 2)
@@ -280,6 +304,7 @@ function M.evaluate(model, data, opts)
   local ok, err = pcall(function()
     local _ <close> = flare.no_grad()
     for fields in batches(data)() do
+      fields = on_device(fields, opts.device)
       local out = forward(model, table.unpack(fields, 1, math.max(1, fields.n - 1)))
       local target = fields[fields.n]
       local lv = 0
@@ -352,6 +377,9 @@ end
 --   progress: 'auto' (a bar on a terminal, lines otherwise), 'bar', 'lines', false;
 --     every = seconds between lines (default 10); out = where it prints; width = columns
 --   forward: function(model, x, ...) -> output, when the model takes more than x
+--   device: 'cuda' trains on the GPU: the model is moved there in place (an optimizer
+--     built before keeps working) and every batch is moved there (a data.loader with
+--     device = 'cuda' delivers them there already, through pinned memory)
 function M.fit(o)
   check_options(o)
   local model, opt, loss_fn = o.model, o.optimizer, o.loss
@@ -363,6 +391,10 @@ function M.fit(o)
   local sched = o.scheduler
   local sched_per_step = o.scheduler_step == 'step' or (o.scheduler_step == nil and sched ~= nil and is_per_step(sched))
   local forward = o.forward or function(m, x) return m(x) end
+  -- device: the model moves in place (an optimizer built before keeps its parameters) and
+  -- every batch follows it
+  local device = o.device ~= 'cpu' and o.device or nil
+  if o.device then model:to(o.device) end
   local params = model:parameters()
   local loader_state = type(o.data) == 'table' and type(o.data.state_dict) == 'function'
                        and type(o.data.load_state_dict) == 'function'
@@ -440,6 +472,7 @@ function M.fit(o)
     local t_epoch = flare.clock()
 
     for fields in batches(o.data)() do
+      fields = on_device(fields, device)
       local n = batch_size(fields)
       local target = fields[fields.n]
       opt:zero_grad()
@@ -476,7 +509,7 @@ function M.fit(o)
     local t_val = flare.clock()
     if o.val then
       local v = M.evaluate(model, o.val, { loss = loss_fn, forward = o.forward, tracker_options = mo,
-                                            num_classes = classes and #classes or nil })
+                                            num_classes = classes and #classes or nil, device = device })
       for k, x in pairs(v) do
         if type(x) == 'number' and k ~= 'samples' then em['val_' .. k] = x end
       end

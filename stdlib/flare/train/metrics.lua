@@ -88,7 +88,8 @@ function M.confusion_matrix(output, target, num_classes)
   local c = num_classes
   local cm = flare.zeros(c * c, { dtype = 'int64' })
   if n == 0 then return cm:reshape(c, c) end
-  local pred, truth = predictions(output), target:to('int64')
+  -- counted on the host (n small integers): the matrix lives there, wherever the model ran
+  local pred, truth = predictions(output):cpu(), target:to('int64'):cpu()
   for _, t in ipairs { { pred, 'predicted' }, { truth, 'target' } } do
     local lo, hi = t[1]:min():item(), t[1]:max():item()
     if lo < 1 or hi > c then

@@ -1,0 +1,144 @@
+/* random.cu: the generator of vm/random.c on the device. The arithmetic after Philox is done
+ * in double with explicitly rounded operations (no fused multiply-add, which the CPU build
+ * does not use either), so uniform values match the CPU's bit for bit. */
+#include "common.cuh"
+#include "random.h"
+
+#include <type_traits>
+
+namespace {
+
+/* Separately rounded double operations: nvcc would otherwise contract a + b * c. */
+#ifdef FL_CUDA_EMU
+__device__ __forceinline__ double dmul(double x, double y) { return x * y; }
+__device__ __forceinline__ double dadd(double x, double y) { return x + y; }
+#else
+__device__ __forceinline__ double dmul(double x, double y) { return __dmul_rn(x, y); }
+__device__ __forceinline__ double dadd(double x, double y) { return __dadd_rn(x, y); }
+#endif
+
+__device__ __forceinline__ void philox(uint64_t key, uint64_t counter, uint32_t out[4])
+{
+    uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
+    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
+    for (int r = 0; r < 10; r++) {
+        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+        c1 = (uint32_t)p1;
+        c3 = (uint32_t)p0;
+        c0 = n0;
+        c2 = n2;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    out[0] = c0;
+    out[1] = c1;
+    out[2] = c2;
+    out[3] = c3;
+}
+
+/* Uniform double in [0, 1) with 53 random bits (exact: no rounding involved). */
+__device__ __forceinline__ double u01(uint32_t hi, uint32_t lo)
+{
+    return (double)(((uint64_t)hi << 21) ^ (lo >> 11)) * 0x1.0p-53;
+}
+
+/* vm/dtype.c's conversions: floats saturate into integers (NaN is 0), integers wrap. */
+__device__ __forceinline__ int64_t saturate(double v, double lo, double hi)
+{
+    if (v != v)
+        return 0;
+    if (v <= lo)
+        return (int64_t)lo;
+    if (v >= hi)
+        return v >= 9223372036854775807.0 ? INT64_MAX : (int64_t)hi;
+    return (int64_t)v;
+}
+
+template <typename T> __device__ __forceinline__ T from_f64(double v, bool is_bool)
+{
+    if (is_bool)
+        return (T)(v != 0);
+    if (std::is_floating_point<T>::value)
+        return (T)v;
+    if (sizeof(T) == 4)   /* int32 */
+        return (T)saturate(v, -2147483648.0, 2147483647.0);
+    return (T)saturate(v, -9223372036854775808.0, 9223372036854775807.0);   /* int64; uint8 cuts it */
+}
+
+template <typename T> __device__ __forceinline__ T from_i64(int64_t v, bool is_bool)
+{
+    if (is_bool)
+        return (T)(v != 0);
+    if (!std::is_floating_point<T>::value && sizeof(T) == 4)
+        return (T)(uint32_t)v;   /* wraps, as in PyTorch */
+    return (T)v;
+}
+
+/* Element i (row-major) of the tensor gets counter offset + i, as on the CPU. */
+template <typename T> __global__ void draw_kernel(fl_offsets<1> o, T *data, int64_t n, fl_draw d, bool is_bool)
+{
+    FL_GRID_STRIDE(i, n) {
+        int64_t off;
+        if (o.ndim == 1)
+            off = i * o.strides[0][0];
+        else
+            o.of(i, &off);
+        uint32_t w[4];
+        philox(d.seed, d.offset + (uint64_t)i, w);
+        T r;
+        switch (d.kind) {
+        case FL_DRAW_UNIFORM:
+            r = from_f64<T>(dadd(d.a, dmul(d.b - d.a, u01(w[0], w[1]))), is_bool);
+            break;
+        case FL_DRAW_BERNOULLI:
+            r = from_f64<T>(u01(w[0], w[1]) < d.a ? 1.0 : 0.0, is_bool);
+            break;
+        case FL_DRAW_NORMAL: {
+            double u1 = 1.0 - u01(w[0], w[1]), u2 = u01(w[2], w[3]);   /* u1 in (0, 1] */
+            double z = dmul(dmul(d.b, sqrt(dmul(-2.0, log(u1)))), cos(dmul(2.0 * 3.14159265358979323846, u2)));
+            r = from_f64<T>(dadd(d.a, z), is_bool);
+            break;
+        }
+        default: {
+            uint64_t v = ((uint64_t)w[0] << 32 | w[1]) % d.span;
+            r = from_i64<T>((int64_t)((uint64_t)d.lo + v), is_bool);   /* no signed overflow */
+            break;
+        }
+        }
+        data[off] = r;
+    }
+}
+
+}  // namespace
+
+extern "C" int fl_cuda_random(fl_dtype dt, void *data, int ndim, const int64_t *shape, const int64_t *strides,
+                              const fl_draw *d)
+{
+    /* contiguous tensors walk as one run; others by their strides */
+    fl_offsets<1> o;
+    int64_t n = 1, expect = 1;
+    bool contiguous = true;
+    for (int k = ndim - 1; k >= 0; k--) {
+        if (shape[k] != 1 && strides[k] != expect)
+            contiguous = false;
+        expect *= shape[k];
+        n *= shape[k];
+    }
+    if (n == 0)
+        return 0;
+    if (contiguous || ndim == 0) {
+        o.ndim = 1;
+        o.shape[0] = n;
+        o.strides[0][0] = 1;
+    } else {
+        o.ndim = ndim;
+        for (int k = 0; k < ndim; k++) {
+            o.shape[k] = shape[k];
+            o.strides[0][k] = strides[k];
+        }
+    }
+    bool is_bool = dt == FL_DTYPE_BOOL;
+    FL_DISPATCH(dt, T, FL_LAUNCH(draw_kernel, fl_blocks(n), FL_THREADS, o, (T *)data, n, *d, is_bool));
+    return FL_CHECK_LAUNCH("random draw");
+}
