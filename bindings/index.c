@@ -168,6 +168,7 @@ static int assign(lua_State *L, fl_tensor *dst)
 {
     fl_tensor *src = fl_lua_totensor(L, 3);
     int rc;
+    fl_lua_check_copy_source(L, src, "index assignment");
     if (src)
         rc = fl_copy(dst, src);
     else if (lua_type(L, 3) == LUA_TNUMBER || lua_type(L, 3) == LUA_TBOOLEAN)
@@ -185,6 +186,7 @@ static int assign_by_tensor(lua_State *L, fl_tensor *t, fl_tensor *key)
     int ty = lua_type(L, 3);
     if (!v && ty != LUA_TNUMBER && ty != LUA_TBOOLEAN)
         return luaL_typeerror(L, 3, "flare.Tensor or number");
+    fl_lua_check_copy_source(L, v, "index assignment");
     if (v)
         v = fl_tensor_retain(v);
     else

@@ -23,6 +23,10 @@ fl_tensor **fl_lua_newslot(lua_State *L);
  * prefixed with fname. Also tells Lua's GC about the new bytes. */
 void fl_lua_fill(lua_State *L, fl_tensor **slot, fl_tensor *t, const char *fname);
 
+/* In-place copies do not record autograd: a source that requires grad (in grad mode) is an
+ * error rather than a silently lost gradient. */
+void fl_lua_check_copy_source(lua_State *L, const fl_tensor *src, const char *fname);
+
 /* Raises the engine's last error as "fname: message". */
 int fl_lua_error(lua_State *L, const char *fname);
 

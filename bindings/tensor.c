@@ -2,6 +2,7 @@
  * GC pacing, argument readers shared by all binding files, and the basic tensor methods
  * (size, dtype, item, totable, casts, copies). */
 #include "lua_tensor.h"
+#include "../vm/autograd.h"
 #include "../vm/cuda.h"
 
 #include <math.h>
@@ -563,10 +564,19 @@ static int m_contiguous(lua_State *L)
     return 1;
 }
 
+void fl_lua_check_copy_source(lua_State *L, const fl_tensor *src, const char *fname)
+{
+    if (src && fl_needs_grad(src))
+        luaL_error(L, "%s: the source requires grad, and an in-place copy would drop its gradient; "
+                   "build the result out of place (index_copy, masked_scatter, flare.cat, flare.where), "
+                   "or copy src:detach() if no gradient should flow", fname);
+}
+
 static int m_copy_(lua_State *L)
 {
     fl_tensor *t = fl_lua_checktensor(L, 1);
     fl_tensor *src = fl_lua_checktensor(L, 2);
+    fl_lua_check_copy_source(L, src, "copy_");
     if (fl_copy(t, src) < 0)
         return fl_lua_error(L, "copy_");
     lua_settop(L, 1);

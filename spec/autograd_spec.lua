@@ -253,3 +253,33 @@ describe('hooks, anomaly mode and the functional form', function()
     assert.is_true(flare.bytes_allocated() - before <= 64)
   end)
 end)
+
+describe('in-place copies from a tensor that requires grad', function()
+  it('are refused instead of silently dropping the gradient', function()
+    local w = flare.randn(3, { requires_grad = true })
+    local x = flare.zeros(2, 3)
+    for _, write in ipairs({
+      function() x:copy_(flare.randn(2, 3, { requires_grad = true })) end,
+      function() x[1] = w end,
+      function() x[{ {}, 2 }] = flare.randn(2, { requires_grad = true }) end,
+      function() x[x:gt(-1)] = flare.randn(6, { requires_grad = true }) end,
+    }) do
+      local ok, err = pcall(write)
+      assert.is_false(ok)
+      assert.matches('requires grad', err)
+      assert.matches('detach', err)
+    end
+    assert.are.equal(0, x:abs():sum():item())   -- nothing was written
+  end)
+
+  it('are allowed with a detached source, under no_grad, and as index_copy (differentiable)', function()
+    local w = flare.randn(3, { requires_grad = true })
+    local x = flare.zeros(2, 3)
+    x[1] = w:detach()
+    flare.no_grad(function() x[2] = w end)
+    assert.is_true(x[1]:eq(w:detach()):all():item() and x[2]:eq(w:detach()):all():item())
+    local y = flare.zeros(2, 3):index_copy(1, flare.tensor({ 2 }), w:view(1, 3))
+    y:sum():backward()
+    assert.are.same({ 1, 1, 1 }, w.grad:totable())
+  end)
+end)

@@ -24,7 +24,7 @@
 #   scripts/bench/run.sh [workload ...]     workloads: gemm tiny_add add_large startup chain10
 #                                           matmul_grad mlp_train cnn_train rnn_train (lstm_train
 #                                           and gru_train) mnist_epoch, and on a GPU
-#                                           cnn_train_gpu lstm_train_gpu (both: gpu)
+#                                           gpu_gemm cnn_train_gpu lstm_train_gpu (all three: gpu)
 # shellcheck disable=SC2046  # set -- $(torch_best ...) splits "figure policy" on purpose
 cd "$(dirname "$0")/../.." || exit 1
 BENCH=scripts/bench
@@ -382,6 +382,12 @@ gpu_note() {   # gpu_note TORCH_FIGURE: why a torch figure is missing
     fi
 }
 
+# gemm at n = 8192 in float32, TF32 and bf16, against cuBLAS called directly in the same run.
+bench_gpu_gemm() {
+    check_gpu || return 0
+    ./flare "$BENCH/gpu_gemm.lua" "${BENCH_GPU_GEMM_N:-8192}"
+}
+
 cnn_train_gpu_round() {
     flare_run cnn_train gpu >>"$TMP/cnn_gpu_flare"
     torch_gpu_run cnn_train gpu
@@ -417,15 +423,15 @@ bench_lstm_train_gpu() {
 
 echo "flare $(./flare -v 2>&1 | head -n 1 | sed 's/^flare //'), $(./flare -e 'io.write(flare.blas_info())');" \
     "$(nproc) cores; medians of $ROUNDS rounds; ratio > 1: flare better"
-ALL="gemm tiny_add add_large startup chain10 matmul_grad mlp_train cnn_train rnn_train mnist_epoch cnn_train_gpu lstm_train_gpu"
+ALL="gemm tiny_add add_large startup chain10 matmul_grad mlp_train cnn_train rnn_train mnist_epoch gpu_gemm cnn_train_gpu lstm_train_gpu"
 workloads=${*:-$ALL}
 for w in $workloads; do
     case $w in
     gemm | tiny_add | add_large | startup | chain10 | matmul_grad | mlp_train | cnn_train | mnist_epoch) "bench_$w" ;;
     rnn_train) bench_rnn_train lstm gru ;;
     lstm_train | gru_train) bench_rnn_train "${w%_train}" ;;
-    cnn_train_gpu | lstm_train_gpu) "bench_$w" ;;
-    gpu) bench_cnn_train_gpu && bench_lstm_train_gpu ;;
+    gpu_gemm | cnn_train_gpu | lstm_train_gpu) "bench_$w" ;;
+    gpu) bench_gpu_gemm && bench_cnn_train_gpu && bench_lstm_train_gpu ;;
     *) echo "run.sh: unknown workload '$w' ($ALL lstm_train gru_train gpu)" >&2 ;;
     esac
 done
