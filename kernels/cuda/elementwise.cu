@@ -3,6 +3,7 @@
  * host (the op code is a kernel argument, uniform across a warp). */
 #include "common.cuh"
 #include "elementwise.h"
+#include "iter.cuh"
 #include "math.cuh"
 
 namespace {
@@ -27,17 +28,6 @@ __global__ void map_kernel(fl_offsets<N> o, operands<N> ops, int64_t n, F f)
     }
 }
 
-template <int N> fl_offsets<N> offsets_of(const fl_iter *it)
-{
-    fl_offsets<N> o;
-    o.ndim = it->ndim;
-    for (int d = 0; d < it->ndim; d++) {
-        o.shape[d] = it->shape[d];
-        for (int a = 0; a < N; a++)
-            o.strides[a][d] = it->strides[a][d];
-    }
-    return o;
-}
 
 template <int N, typename F> int run(const fl_iter *it, F f, const char *what)
 {
@@ -46,29 +36,12 @@ template <int N, typename F> int run(const fl_iter *it, F f, const char *what)
     operands<N> ops;
     for (int a = 0; a < N; a++)
         ops.p[a] = it->data[a];
-    FL_LAUNCH(map_kernel, fl_blocks(it->numel), FL_THREADS, offsets_of<N>(it), ops, it->numel, f);
+    FL_LAUNCH(map_kernel, fl_blocks(it->numel), FL_THREADS, fl_offsets_of<N>(it), ops, it->numel, f);
     return FL_CHECK_LAUNCH(what);
 }
 
-template <typename T> __device__ __forceinline__ T &at(char *base, int64_t off)
-{
-    return ((T *)base)[off];
-}
 
 /* ---------------------------------------------------------------- conversions */
-
-/* The CPU's rules (vm/dtype.c): floats saturate into integers with NaN as 0; integers wrap;
- * bool is (x != 0). */
-__device__ __forceinline__ int64_t saturate(double v, double lo, double hi)
-{
-    if (v != v)
-        return 0;
-    if (v <= lo)
-        return (int64_t)lo;
-    if (v >= hi)
-        return v >= 9223372036854775807.0 ? INT64_MAX : (int64_t)hi;
-    return (int64_t)v;
-}
 
 template <typename TO, bool TO_BOOL> struct store {
     template <typename TI> __device__ __forceinline__ static TO from(TI v)
@@ -78,25 +51,19 @@ template <typename TO, bool TO_BOOL> struct store {
         return (TO)v;
     }
 };
-template <typename TO> __device__ __forceinline__ TO float_to_int(double v)
-{
-    if (sizeof(TO) == 4)
-        return (TO)saturate(v, -2147483648.0, 2147483647.0);
-    return (TO)saturate(v, -9223372036854775808.0, 9223372036854775807.0);
-}
 
 template <typename TO, typename TI, bool TO_BOOL, bool TO_INT, bool TI_FLOAT> struct cast_op {
     __device__ void operator()(operands<2> o, const int64_t *off) const
     {
-        TI x = at<TI>(o.p[1], off[1]);
+        TI x = fl_at<TI>(o.p[1], off[1]);
         TO r;
         if (TO_BOOL)
             r = (TO)(x != 0);
         else if (TO_INT && TI_FLOAT)
-            r = float_to_int<TO>((double)x);
+            r = fl_float_to_int<TO>((double)x);
         else
             r = (TO)x;
-        at<TO>(o.p[0], off[0]) = r;
+        fl_at<TO>(o.p[0], off[0]) = r;
     }
 };
 
@@ -117,7 +84,7 @@ template <typename T> struct binary_float {
     fl_binop op;
     __device__ void operator()(operands<3> o, const int64_t *off) const
     {
-        T x = at<T>(o.p[1], off[1]), y = at<T>(o.p[2], off[2]);
+        T x = fl_at<T>(o.p[1], off[1]), y = fl_at<T>(o.p[2], off[2]);
         if (op >= FL_BINOP_EQ) {
             uint8_t r = 0;
             switch (op) {
@@ -132,7 +99,7 @@ template <typename T> struct binary_float {
             case FL_BINOP_XOR: r = (x != 0) != (y != 0); break;
             default: break;
             }
-            at<uint8_t>(o.p[0], off[0]) = r;
+            fl_at<uint8_t>(o.p[0], off[0]) = r;
             return;
         }
         T r = 0;
@@ -148,7 +115,7 @@ template <typename T> struct binary_float {
         case FL_BINOP_ATAN2: r = fl_atan2(x, y); break;
         default: break;
         }
-        at<T>(o.p[0], off[0]) = r;
+        fl_at<T>(o.p[0], off[0]) = r;
     }
 };
 
@@ -170,7 +137,7 @@ template <typename T, bool IS_BOOL> struct binary_int {
     int *bad;
     __device__ void operator()(operands<3> o, const int64_t *off) const
     {
-        int64_t x = (int64_t)at<T>(o.p[1], off[1]), y = (int64_t)at<T>(o.p[2], off[2]), r = 0;
+        int64_t x = (int64_t)fl_at<T>(o.p[1], off[1]), y = (int64_t)fl_at<T>(o.p[2], off[2]), r = 0;
         uint64_t ux = (uint64_t)x, uy = (uint64_t)y;
         switch (op) {
         case FL_BINOP_ADD: r = IS_BOOL ? (x || y) : (int64_t)(ux + uy); break;
@@ -192,11 +159,11 @@ template <typename T, bool IS_BOOL> struct binary_int {
         default: *bad = 1; break;
         }
         if (op >= FL_BINOP_EQ)
-            at<uint8_t>(o.p[0], off[0]) = (uint8_t)r;
+            fl_at<uint8_t>(o.p[0], off[0]) = (uint8_t)r;
         else if (IS_BOOL)
-            at<uint8_t>(o.p[0], off[0]) = r != 0;
+            fl_at<uint8_t>(o.p[0], off[0]) = r != 0;
         else
-            at<T>(o.p[0], off[0]) = (T)r;
+            fl_at<T>(o.p[0], off[0]) = (T)r;
     }
 };
 
@@ -228,14 +195,14 @@ template <typename T> struct unary_float {
     fl_unop op;
     __device__ void operator()(operands<2> o, const int64_t *off) const
     {
-        T x = at<T>(o.p[1], off[1]);
+        T x = fl_at<T>(o.p[1], off[1]);
         if (op == FL_UNOP_NOT || op == FL_UNOP_ISNAN || op == FL_UNOP_ISINF || op == FL_UNOP_ISFINITE) {
             uint8_t r = op == FL_UNOP_NOT ? x == 0 : op == FL_UNOP_ISNAN ? x != x
                       : op == FL_UNOP_ISINF ? fl_fabs(x) == (T)INFINITY : fl_isfinite(x);
-            at<uint8_t>(o.p[0], off[0]) = r;
+            fl_at<uint8_t>(o.p[0], off[0]) = r;
             return;
         }
-        at<T>(o.p[0], off[0]) = fl_unary_value(op, x);
+        fl_at<T>(o.p[0], off[0]) = fl_unary_value(op, x);
     }
 };
 
@@ -244,7 +211,7 @@ template <typename T> struct unary_int {
     fl_dtype out;
     __device__ void operator()(operands<2> o, const int64_t *off) const
     {
-        int64_t x = (int64_t)at<T>(o.p[1], off[1]), r;
+        int64_t x = (int64_t)fl_at<T>(o.p[1], off[1]), r;
         switch (op) {
         case FL_UNOP_NEG: r = (int64_t)(0 - (uint64_t)x); break;
         case FL_UNOP_ABS: r = x < 0 ? (int64_t)(0 - (uint64_t)x) : x; break;
@@ -257,9 +224,9 @@ template <typename T> struct unary_int {
         default: r = x; break;
         }
         if (out == FL_DTYPE_BOOL)
-            at<uint8_t>(o.p[0], off[0]) = r != 0;
+            fl_at<uint8_t>(o.p[0], off[0]) = r != 0;
         else
-            at<T>(o.p[0], off[0]) = (T)r;
+            fl_at<T>(o.p[0], off[0]) = (T)r;
     }
 };
 
@@ -270,25 +237,25 @@ template <typename T> struct clamp_op {
     int has_lo, has_hi;
     __device__ void operator()(operands<2> o, const int64_t *off) const
     {
-        T x = at<T>(o.p[1], off[1]);
+        T x = fl_at<T>(o.p[1], off[1]);
         if (has_lo && x < lo)
             x = lo;
         if (has_hi && x > hi)
             x = hi;
-        at<T>(o.p[0], off[0]) = x;
+        fl_at<T>(o.p[0], off[0]) = x;
     }
 };
 
 template <typename W> struct where_op {
     __device__ void operator()(operands<4> o, const int64_t *off) const
     {
-        at<W>(o.p[0], off[0]) = at<uint8_t>(o.p[1], off[1]) ? at<W>(o.p[2], off[2]) : at<W>(o.p[3], off[3]);
+        fl_at<W>(o.p[0], off[0]) = fl_at<uint8_t>(o.p[1], off[1]) ? fl_at<W>(o.p[2], off[2]) : fl_at<W>(o.p[3], off[3]);
     }
 };
 
 template <typename W> struct fill_op {
     W v;
-    __device__ void operator()(operands<1> o, const int64_t *off) const { at<W>(o.p[0], off[0]) = v; }
+    __device__ void operator()(operands<1> o, const int64_t *off) const { fl_at<W>(o.p[0], off[0]) = v; }
 };
 
 }  // namespace

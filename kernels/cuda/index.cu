@@ -4,6 +4,7 @@
  * block each: the blocks count, one block scans the counts, then each block writes its
  * chunk tile by tile with a block-wide prefix sum, so the output order is the input order. */
 #include "common.cuh"
+#include "iter.cuh"
 #include "index.h"
 
 namespace {
@@ -14,22 +15,7 @@ template <int N> struct operands {
     char *p[N];
 };
 
-template <typename T> __device__ __forceinline__ T &at(char *base, int64_t off)
-{
-    return ((T *)base)[off];
-}
 
-template <int N> fl_offsets<N> offsets_of(const fl_iter *it)
-{
-    fl_offsets<N> o;
-    o.ndim = it->ndim;
-    for (int d = 0; d < it->ndim; d++) {
-        o.shape[d] = it->shape[d];
-        for (int a = 0; a < N; a++)
-            o.strides[a][d] = it->strides[a][d];
-    }
-    return o;
-}
 
 template <int N> __device__ __forceinline__ void offsets(const fl_offsets<N> &o, int64_t i, int64_t *off)
 {
@@ -58,7 +44,7 @@ template <int N, typename F> int run(const fl_iter *it, F f, const char *what)
     operands<N> ops;
     for (int a = 0; a < N; a++)
         ops.p[a] = it->data[a];
-    FL_LAUNCH(map_kernel, fl_blocks(it->numel), FL_THREADS, offsets_of<N>(it), ops, it->numel, f);
+    FL_LAUNCH(map_kernel, fl_blocks(it->numel), FL_THREADS, fl_offsets_of<N>(it), ops, it->numel, f);
     return FL_CHECK_LAUNCH(what);
 }
 
@@ -85,7 +71,7 @@ template <typename I> struct check_op {
     unsigned long long *first;
     __device__ void operator()(operands<1> o, const int64_t *off, int64_t i) const
     {
-        int64_t v = (int64_t)at<I>(o.p[0], off[0]);
+        int64_t v = (int64_t)fl_at<I>(o.p[0], off[0]);
         if (v < base || v - base >= limit)
             atomicMin(first, (unsigned long long)i);
     }
@@ -97,8 +83,8 @@ template <typename W, typename I> struct gather_op {
     int64_t sd, base;
     __device__ void operator()(operands<3> o, const int64_t *off, int64_t) const
     {
-        int64_t v = (int64_t)at<I>(o.p[1], off[1]);
-        at<W>(o.p[0], off[0]) = at<W>(o.p[2], off[2] + (v - base) * sd);
+        int64_t v = (int64_t)fl_at<I>(o.p[1], off[1]);
+        fl_at<W>(o.p[0], off[0]) = fl_at<W>(o.p[2], off[2] + (v - base) * sd);
     }
 };
 
@@ -109,7 +95,7 @@ template <typename I> struct claim_op {
     unsigned long long *owner;
     __device__ void operator()(operands<3> o, const int64_t *off, int64_t i) const
     {
-        int64_t v = (int64_t)at<I>(o.p[1], off[1]);
+        int64_t v = (int64_t)fl_at<I>(o.p[1], off[1]);
         atomicMax(&owner[off[0] + (v - base) * sd], (unsigned long long)i + 1);
     }
 };
@@ -119,9 +105,9 @@ template <typename W, typename I> struct scatter_set_op {
     const unsigned long long *owner;
     __device__ void operator()(operands<3> o, const int64_t *off, int64_t i) const
     {
-        int64_t v = (int64_t)at<I>(o.p[1], off[1]), target = off[0] + (v - base) * sd;
+        int64_t v = (int64_t)fl_at<I>(o.p[1], off[1]), target = off[0] + (v - base) * sd;
         if (owner[target] == (unsigned long long)i + 1)
-            at<W>(o.p[0], target) = at<W>(o.p[2], off[2]);
+            fl_at<W>(o.p[0], target) = fl_at<W>(o.p[2], off[2]);
     }
 };
 
@@ -163,8 +149,8 @@ template <typename T, bool IS_BOOL, typename I> struct scatter_add_op {
     int64_t sd, base;
     __device__ void operator()(operands<3> o, const int64_t *off, int64_t) const
     {
-        int64_t v = (int64_t)at<I>(o.p[1], off[1]);
-        adder<T, IS_BOOL>::add(&at<T>(o.p[0], off[0] + (v - base) * sd), at<T>(o.p[2], off[2]));
+        int64_t v = (int64_t)fl_at<I>(o.p[1], off[1]);
+        adder<T, IS_BOOL>::add(&fl_at<T>(o.p[0], off[0] + (v - base) * sd), fl_at<T>(o.p[2], off[2]));
     }
 };
 
@@ -203,8 +189,8 @@ template <typename W> struct masked_fill_op {
     const W *dv;   /* the value in device memory, or null for v */
     __device__ void operator()(operands<2> o, const int64_t *off, int64_t) const
     {
-        if (at<uint8_t>(o.p[1], off[1]))
-            at<W>(o.p[0], off[0]) = dv ? *dv : v;
+        if (fl_at<uint8_t>(o.p[1], off[1]))
+            fl_at<W>(o.p[0], off[0]) = dv ? *dv : v;
     }
 };
 
@@ -327,7 +313,7 @@ template <typename T> struct nonzero_test {
     __device__ bool test(int64_t i, int64_t *off) const
     {
         offsets(o, i, off);
-        return at<T>(p, off[0]) != 0;
+        return fl_at<T>(p, off[0]) != 0;
     }
     __device__ void emit(int64_t, int64_t, const int64_t *) const {}
 };
@@ -340,9 +326,9 @@ template <typename W> struct select_op {
     __device__ bool test(int64_t i, int64_t *off) const
     {
         offsets(o, i, off);
-        return at<uint8_t>(mask, off[1]) != 0;
+        return fl_at<uint8_t>(mask, off[1]) != 0;
     }
-    __device__ void emit(int64_t k, int64_t, const int64_t *off) const { out[k] = at<W>(a, off[0]); }
+    __device__ void emit(int64_t k, int64_t, const int64_t *off) const { out[k] = fl_at<W>(a, off[0]); }
 };
 
 /* operands out, mask */
@@ -353,9 +339,9 @@ template <typename W> struct masked_scatter_op {
     __device__ bool test(int64_t i, int64_t *off) const
     {
         offsets(o, i, off);
-        return at<uint8_t>(mask, off[1]) != 0;
+        return fl_at<uint8_t>(mask, off[1]) != 0;
     }
-    __device__ void emit(int64_t k, int64_t, const int64_t *off) const { at<W>(out, off[0]) = src[k]; }
+    __device__ void emit(int64_t k, int64_t, const int64_t *off) const { fl_at<W>(out, off[0]) = src[k]; }
 };
 
 /* coordinates of position i in a's own (unmerged) shape */
@@ -366,7 +352,7 @@ template <typename T> struct nonzero_op {
     __device__ bool test(int64_t i, int64_t *off) const
     {
         o.of(i, off);
-        return at<T>(a, off[0]) != 0;
+        return fl_at<T>(a, off[0]) != 0;
     }
     __device__ void emit(int64_t k, int64_t i, const int64_t *) const
     {
@@ -445,20 +431,20 @@ extern "C" int fl_cuda_masked_fill(size_t elsize, const fl_iter *it, const void 
 
 extern "C" int fl_cuda_count_nonzero(fl_dtype dt, const fl_iter *it, int64_t *count)
 {
-    FL_DISPATCH(dt, T, return compact(nonzero_test<T>{offsets_of<1>(it), it->data[0]}, it->numel, false, count));
+    FL_DISPATCH(dt, T, return compact(nonzero_test<T>{fl_offsets_of<1>(it), it->data[0]}, it->numel, false, count));
     return 0;
 }
 
 extern "C" int fl_cuda_masked_select(size_t elsize, const fl_iter *it, void *out)
 {
-    BY_SIZE(elsize, W, return compact(select_op<W>{offsets_of<2>(it), it->data[0], it->data[1], (W *)out},
+    BY_SIZE(elsize, W, return compact(select_op<W>{fl_offsets_of<2>(it), it->data[0], it->data[1], (W *)out},
                                       it->numel, true, nullptr));
     return 0;
 }
 
 extern "C" int fl_cuda_masked_scatter(size_t elsize, const fl_iter *it, const void *src)
 {
-    BY_SIZE(elsize, W, return compact(masked_scatter_op<W>{offsets_of<2>(it), it->data[0], it->data[1],
+    BY_SIZE(elsize, W, return compact(masked_scatter_op<W>{fl_offsets_of<2>(it), it->data[0], it->data[1],
                                                            (const W *)src},
                                       it->numel, true, nullptr));
     return 0;

@@ -91,4 +91,35 @@ template <typename T> __device__ __forceinline__ T fl_unary_value(fl_unop op, T 
     }
 }
 
+/* vm/dtype.c's float-to-integer rule: saturate into the target's range, NaN becomes 0. */
+__device__ __forceinline__ int64_t fl_saturate(double v, double lo, double hi)
+{
+    if (v != v)
+        return 0;
+    if (v <= lo)
+        return (int64_t)lo;
+    if (v >= hi)
+        return v >= 9223372036854775807.0 ? INT64_MAX : (int64_t)hi;
+    return (int64_t)v;
+}
+
+/* An integer type TO from a double, as the CPU stores it (int32 saturates in its own range;
+ * int64 and uint8 saturate in int64's, uint8 then wraps). */
+template <typename TO> __device__ __forceinline__ TO fl_float_to_int(double v)
+{
+    if (sizeof(TO) == 4)
+        return (TO)fl_saturate(v, -2147483648.0, 2147483647.0);
+    return (TO)fl_saturate(v, -9223372036854775808.0, 9223372036854775807.0);
+}
+
+/* Separately rounded double operations: nvcc would otherwise contract a + b * c into a fused
+ * multiply-add, which the CPU build does not use, and results would differ in the last bit. */
+#ifdef FL_CUDA_EMU
+__device__ __forceinline__ double fl_dmul(double x, double y) { return x * y; }
+__device__ __forceinline__ double fl_dadd(double x, double y) { return x + y; }
+#else
+__device__ __forceinline__ double fl_dmul(double x, double y) { return __dmul_rn(x, y); }
+__device__ __forceinline__ double fl_dadd(double x, double y) { return __dadd_rn(x, y); }
+#endif
+
 #endif

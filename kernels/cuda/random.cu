@@ -2,20 +2,13 @@
  * in double with explicitly rounded operations (no fused multiply-add, which the CPU build
  * does not use either), so uniform values match the CPU's bit for bit. */
 #include "common.cuh"
+#include "math.cuh"
 #include "random.h"
 
 #include <type_traits>
 
 namespace {
 
-/* Separately rounded double operations: nvcc would otherwise contract a + b * c. */
-#ifdef FL_CUDA_EMU
-__device__ __forceinline__ double dmul(double x, double y) { return x * y; }
-__device__ __forceinline__ double dadd(double x, double y) { return x + y; }
-#else
-__device__ __forceinline__ double dmul(double x, double y) { return __dmul_rn(x, y); }
-__device__ __forceinline__ double dadd(double x, double y) { return __dadd_rn(x, y); }
-#endif
 
 __device__ __forceinline__ void philox(uint64_t key, uint64_t counter, uint32_t out[4])
 {
@@ -43,17 +36,6 @@ __device__ __forceinline__ double u01(uint32_t hi, uint32_t lo)
     return (double)(((uint64_t)hi << 21) ^ (lo >> 11)) * 0x1.0p-53;
 }
 
-/* vm/dtype.c's conversions: floats saturate into integers (NaN is 0), integers wrap. */
-__device__ __forceinline__ int64_t saturate(double v, double lo, double hi)
-{
-    if (v != v)
-        return 0;
-    if (v <= lo)
-        return (int64_t)lo;
-    if (v >= hi)
-        return v >= 9223372036854775807.0 ? INT64_MAX : (int64_t)hi;
-    return (int64_t)v;
-}
 
 template <typename T> __device__ __forceinline__ T from_f64(double v, bool is_bool)
 {
@@ -61,9 +43,7 @@ template <typename T> __device__ __forceinline__ T from_f64(double v, bool is_bo
         return (T)(v != 0);
     if (std::is_floating_point<T>::value)
         return (T)v;
-    if (sizeof(T) == 4)   /* int32 */
-        return (T)saturate(v, -2147483648.0, 2147483647.0);
-    return (T)saturate(v, -9223372036854775808.0, 9223372036854775807.0);   /* int64; uint8 cuts it */
+    return fl_float_to_int<T>(v);
 }
 
 template <typename T> __device__ __forceinline__ T from_i64(int64_t v, bool is_bool)
@@ -89,15 +69,15 @@ template <typename T> __global__ void draw_kernel(fl_offsets<1> o, T *data, int6
         T r;
         switch (d.kind) {
         case FL_DRAW_UNIFORM:
-            r = from_f64<T>(dadd(d.a, dmul(d.b - d.a, u01(w[0], w[1]))), is_bool);
+            r = from_f64<T>(fl_dadd(d.a, fl_dmul(d.b - d.a, u01(w[0], w[1]))), is_bool);
             break;
         case FL_DRAW_BERNOULLI:
             r = from_f64<T>(u01(w[0], w[1]) < d.a ? 1.0 : 0.0, is_bool);
             break;
         case FL_DRAW_NORMAL: {
             double u1 = 1.0 - u01(w[0], w[1]), u2 = u01(w[2], w[3]);   /* u1 in (0, 1] */
-            double z = dmul(dmul(d.b, sqrt(dmul(-2.0, log(u1)))), cos(dmul(2.0 * 3.14159265358979323846, u2)));
-            r = from_f64<T>(dadd(d.a, z), is_bool);
+            double z = fl_dmul(fl_dmul(d.b, sqrt(fl_dmul(-2.0, log(u1)))), cos(fl_dmul(2.0 * 3.14159265358979323846, u2)));
+            r = from_f64<T>(fl_dadd(d.a, z), is_bool);
             break;
         }
         default: {

@@ -3,17 +3,10 @@
  * with separately rounded operations, as the CPU computes it (a contracted multiply-add
  * could move a nearest-neighbour tap across a pixel boundary). */
 #include "common.cuh"
+#include "math.cuh"
 #include "warp.h"
 
 namespace {
-
-#ifdef FL_CUDA_EMU
-__device__ __forceinline__ double dmul(double x, double y) { return x * y; }
-__device__ __forceinline__ double dadd(double x, double y) { return x + y; }
-#else
-__device__ __forceinline__ double dmul(double x, double y) { return __dmul_rn(x, y); }
-__device__ __forceinline__ double dadd(double x, double y) { return __dadd_rn(x, y); }
-#endif
 
 struct warp_args {
     int64_t oh, ow, h, w, planes, channels, theta_stride;
@@ -33,8 +26,8 @@ __global__ void warp_kernel(T *out, const T *in, const double *theta, warp_args 
         for (int i = (int)(blockIdx.x * blockDim.x + threadIdx.x); i < area; i += (int)(blockDim.x * gridDim.x)) {
             int y = i / ow, x = i - y * ow;
             double u = (double)x - ocx, v = (double)y - ocy;
-            double sx = dadd(dadd(dadd(dmul(th[0], u), dmul(th[1], v)), th[2]), cx);
-            double sy = dadd(dadd(dadd(dmul(th[3], u), dmul(th[4], v)), th[5]), cy);
+            double sx = fl_dadd(fl_dadd(fl_dadd(fl_dmul(th[0], u), fl_dmul(th[1], v)), th[2]), cx);
+            double sy = fl_dadd(fl_dadd(fl_dadd(fl_dmul(th[3], u), fl_dmul(th[4], v)), th[5]), cy);
             double r = a.fill;
             if (!a.bilinear) {
                 double fx = floor(sx + 0.5), fy = floor(sy + 0.5);
@@ -54,7 +47,7 @@ __global__ void warp_kernel(T *out, const T *in, const double *theta, warp_args 
                         if (wx == 0)
                             continue;
                         double tap = (xx >= 0 && xx < a.w && yy >= 0 && yy < a.h) ? (double)src[yy * a.w + xx] : a.fill;
-                        r = dadd(r, dmul(dmul(wy, wx), tap));
+                        r = fl_dadd(r, fl_dmul(fl_dmul(wy, wx), tap));
                     }
                 }
             }
