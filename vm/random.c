@@ -4,6 +4,7 @@
  * The state is just (seed, offset). CUDA tensors draw on the device from the same stream
  * (kernels/cuda/random.cu), so a seed gives the same numbers on either device. */
 #include "cuda.h"
+#include "philox.h"
 #include "../kernels/cuda/random.h"
 
 #include <math.h>
@@ -29,32 +30,6 @@ void fl_rng_set_state(uint64_t seed, uint64_t offset)
     rng_offset = offset;
 }
 
-static void philox(uint64_t key, uint64_t counter, uint32_t out[4])
-{
-    uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
-    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
-    for (int r = 0; r < 10; r++) {
-        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
-        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-        c1 = (uint32_t)p1;
-        c3 = (uint32_t)p0;
-        c0 = n0;
-        c2 = n2;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
-    out[0] = c0;
-    out[1] = c1;
-    out[2] = c2;
-    out[3] = c3;
-}
-
-/* Uniform double in [0, 1) with 53 random bits, from two 32-bit words. */
-static double u01(uint32_t hi, uint32_t lo)
-{
-    return (double)(((uint64_t)hi << 21) ^ (lo >> 11)) * 0x1.0p-53;
-}
-
 typedef enum {
     DRAW_UNIFORM = FL_DRAW_UNIFORM,
     DRAW_NORMAL = FL_DRAW_NORMAL,
@@ -75,12 +50,12 @@ typedef struct {
 static double draw_one(const draw_ctx *c, uint64_t i)
 {
     uint32_t w[4];
-    philox(c->seed, c->base + i, w);
+    fl_philox(c->seed, c->base + i, w);
     switch (c->kind) {
-    case DRAW_UNIFORM: return c->a + (c->b - c->a) * u01(w[0], w[1]);
-    case DRAW_BERNOULLI: return u01(w[0], w[1]) < c->a;
+    case DRAW_UNIFORM: return c->a + (c->b - c->a) * fl_u01(w[0], w[1]);
+    case DRAW_BERNOULLI: return fl_u01(w[0], w[1]) < c->a;
     case DRAW_NORMAL: {
-        double u1 = 1.0 - u01(w[0], w[1]), u2 = u01(w[2], w[3]);   /* u1 in (0, 1] */
+        double u1 = 1.0 - fl_u01(w[0], w[1]), u2 = fl_u01(w[2], w[3]);   /* u1 in (0, 1] */
         return c->a + c->b * sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
     }
     case DRAW_INT: {
@@ -97,7 +72,7 @@ static void draw_range(void *p, int64_t begin, int64_t end)
     for (int64_t i = begin; i < end; i++) {
         if (c->kind == DRAW_INT) {
             uint32_t w[4];
-            philox(c->seed, c->base + (uint64_t)i, w);
+            fl_philox(c->seed, c->base + (uint64_t)i, w);
             uint64_t r = ((uint64_t)w[0] << 32 | w[1]) % c->span;
             fl_store_i64(c->dt, c->start, i, (int64_t)((uint64_t)c->lo + r));   /* no signed overflow */
         } else {
@@ -167,7 +142,7 @@ int fl_rand_int(fl_tensor *t, int64_t lo, int64_t hi)
 uint64_t fl_rng_next_u64(void)
 {
     uint32_t w[4];
-    philox(rng_seed, rng_offset++, w);
+    fl_philox(rng_seed, rng_offset++, w);
     return (uint64_t)w[0] << 32 | w[1];
 }
 

@@ -3,39 +3,12 @@
  * does not use either), so uniform values match the CPU's bit for bit. */
 #include "common.cuh"
 #include "math.cuh"
+#include "../../vm/philox.h"
 #include "random.h"
 
 #include <type_traits>
 
 namespace {
-
-
-__device__ __forceinline__ void philox(uint64_t key, uint64_t counter, uint32_t out[4])
-{
-    uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
-    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
-    for (int r = 0; r < 10; r++) {
-        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
-        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-        c1 = (uint32_t)p1;
-        c3 = (uint32_t)p0;
-        c0 = n0;
-        c2 = n2;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
-    out[0] = c0;
-    out[1] = c1;
-    out[2] = c2;
-    out[3] = c3;
-}
-
-/* Uniform double in [0, 1) with 53 random bits (exact: no rounding involved). */
-__device__ __forceinline__ double u01(uint32_t hi, uint32_t lo)
-{
-    return (double)(((uint64_t)hi << 21) ^ (lo >> 11)) * 0x1.0p-53;
-}
-
 
 template <typename T> __device__ __forceinline__ T from_f64(double v, bool is_bool)
 {
@@ -65,17 +38,17 @@ template <typename T> __global__ void draw_kernel(fl_offsets<1> o, T *data, int6
         else
             o.of(i, &off);
         uint32_t w[4];
-        philox(d.seed, d.offset + (uint64_t)i, w);
+        fl_philox(d.seed, d.offset + (uint64_t)i, w);
         T r;
         switch (d.kind) {
         case FL_DRAW_UNIFORM:
-            r = from_f64<T>(fl_dadd(d.a, fl_dmul(d.b - d.a, u01(w[0], w[1]))), is_bool);
+            r = from_f64<T>(fl_dadd(d.a, fl_dmul(d.b - d.a, fl_u01(w[0], w[1]))), is_bool);
             break;
         case FL_DRAW_BERNOULLI:
-            r = from_f64<T>(u01(w[0], w[1]) < d.a ? 1.0 : 0.0, is_bool);
+            r = from_f64<T>(fl_u01(w[0], w[1]) < d.a ? 1.0 : 0.0, is_bool);
             break;
         case FL_DRAW_NORMAL: {
-            double u1 = 1.0 - u01(w[0], w[1]), u2 = u01(w[2], w[3]);   /* u1 in (0, 1] */
+            double u1 = 1.0 - fl_u01(w[0], w[1]), u2 = fl_u01(w[2], w[3]);   /* u1 in (0, 1] */
             double z = fl_dmul(fl_dmul(d.b, sqrt(fl_dmul(-2.0, log(u1)))), cos(fl_dmul(2.0 * 3.14159265358979323846, u2)));
             r = from_f64<T>(fl_dadd(d.a, z), is_bool);
             break;
