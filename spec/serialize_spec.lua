@@ -769,6 +769,19 @@ describe('atomic writes', function()
     assert.equal(1, calls)
   end)
 
+  it('the next save removes the temporary file of a writer that was killed, not of a live one', function()
+    local d = dir .. '/stale'
+    os.execute("mkdir -p '" .. d .. "'")
+    local path = d .. '/m.safetensors'
+    local dead, live = d .. '/.m.safetensors.999999999.abcdef', d .. '/.m.safetensors.1.ghijkl'
+    write(dead, 'half a file')
+    write(live, 'another process, still writing')
+    save(path, { x = flare.ones(3) })
+    assert.is_false(exists(dead))
+    assert.is_true(exists(live))
+    assert.equal(3, load(path).x:sum():item())
+  end)
+
   it('a process killed in the middle of saves leaves a loadable file, old or new, never mixed', function()
     local d = dir .. '/kill'
     os.execute("mkdir -p '" .. d .. "'")

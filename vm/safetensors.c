@@ -8,10 +8,12 @@
 #include "interrupt.h"
 #include "json.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -812,6 +814,32 @@ static int atomic_fail(fl_atomic_file *a, const char *what)
     return -1;
 }
 
+/* Temporary files are named ".<base>.<pid>.XXXXXX". One whose writer no longer exists was
+ * left by a process killed mid-write; the next save of the same file removes it. */
+static void remove_stale_temporaries(const char *dir, const char *base)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    size_t bl = strlen(base);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *name = e->d_name;
+        if (name[0] != '.' || strncmp(name + 1, base, bl) != 0 || name[1 + bl] != '.')
+            continue;
+        char *end;
+        long pid = strtol(name + 2 + bl, &end, 10);
+        if (end == name + 2 + bl || *end != '.' || strlen(end + 1) != 6 || pid <= 0)
+            continue;
+        if (pid != (long)getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH) {
+            char stale[PATH_MAX];
+            if (snprintf(stale, sizeof stale, "%s/%s", dir, name) < (int)sizeof stale)
+                unlink(stale);
+        }
+    }
+    closedir(d);
+}
+
 int fl_atomic_begin(fl_atomic_file *a, const char *path)
 {
     memset(a, 0, sizeof *a);
@@ -836,12 +864,14 @@ int fl_atomic_begin(fl_atomic_file *a, const char *path)
     if (!*base)
         return atomic_fail(a, "the name ends with '/'");
     a->dir = slash ? strndup(a->target, slash == a->target ? 1 : (size_t)(slash - a->target)) : strdup(".");
-    size_t n = strlen(a->target) + 16;
+    size_t n = strlen(a->target) + 40;
     a->tmp = a->dir ? malloc(n) : NULL;
     if (!a->tmp)
         return atomic_fail(a, "out of memory");
-    /* a hidden name beside the target: the same file system, so rename is atomic */
-    snprintf(a->tmp, n, "%s/.%s.XXXXXX", a->dir, base);
+    remove_stale_temporaries(a->dir, base);
+    /* a hidden name beside the target: the same file system, so rename is atomic; the pid
+     * tells a later save whether the writer is still alive */
+    snprintf(a->tmp, n, "%s/.%s.%ld.XXXXXX", a->dir, base, (long)getpid());
     a->fd = mkostemp(a->tmp, O_CLOEXEC);
     if (a->fd < 0) {
         free(a->tmp);
