@@ -2,6 +2,7 @@
  * table and the tensor methods table, lets each binding file register its area, and
  * reports the build (BLAS, threads, CUDA) for the banner. */
 #include "lua_tensor.h"
+#include "../vm/alloc.h"
 
 #include <dlfcn.h>
 #include <time.h>
@@ -33,6 +34,22 @@ static int f_bytes_allocated(lua_State *L)
     return 1;
 }
 
+/* flare._set_alloc_budget(bytes | nil): caps (or uncaps) the tensor bytes this thread may
+ * allocate; returns the bytes that were left, or nil when there was no cap. */
+static int f_set_alloc_budget(lua_State *L)
+{
+    bool on = !lua_isnoneornil(L, 1);
+    lua_Integer n = on ? luaL_checkinteger(L, 1) : 0;
+    if (n < 0)
+        return luaL_argerror(L, 1, "expected a non-negative byte count");
+    size_t prev = fl_set_alloc_budget((size_t)n, on);
+    if (prev == SIZE_MAX)
+        lua_pushnil(L);
+    else
+        lua_pushinteger(L, (lua_Integer)prev);
+    return 1;
+}
+
 /* flare.clock(): monotonic wall-clock seconds, for timings and rate limits. */
 static int f_clock(lua_State *L)
 {
@@ -48,6 +65,7 @@ static const fl_lua_reg core_regs[] = {
     {"get_num_threads", f_get_num_threads, FL_REG_MODULE, 0},
     {"blas_info", f_blas_info, FL_REG_MODULE, 0},
     {"bytes_allocated", f_bytes_allocated, FL_REG_MODULE, 0},
+    {"_set_alloc_budget", f_set_alloc_budget, FL_REG_MODULE, 0},
     {NULL, NULL, 0, 0},
 };
 

@@ -465,6 +465,22 @@ save(dir .. '/y.safetensors', { y = m(load(dir .. '/x.safetensors')):detach(), t
     assert.is_false(exists(dir .. '/pwned'))
   end)
 
+  it('a description that asks for more memory than its weights is refused before allocating it', function()
+    local path = dir .. '/huge.safetensors'
+    -- Linear(40000, 40000): 6.4 GB of weights, described in a file that holds none
+    local header = '{"__metadata__":{"flare":"{\\"version\\":1,\\"object\\":{\\"$module\\":{\\"describe\\":' ..
+      '{\\"type\\":\\"Linear\\",\\"args\\":[40000,40000]},\\"state\\":{}}}}"}}'
+    write(path, st_file(header))
+    local before = flare.bytes_allocated()
+    assert.matches('cannot rebuild the model: .*allocation budget exceeded', error_of(load, path))
+    assert.is_true(flare.bytes_allocated() - before < (64 << 20))
+    assert.is_nil(flare._set_alloc_budget(nil))   -- the cap is lifted afterwards
+    -- the same model with its weights in the file loads (the budget follows the weights)
+    local m = nn.Linear(300, 200)
+    save(path, m)
+    assert_same(m.weight, load(path).weight)
+  end)
+
   it('deeply nested containers', function()
     local m = nn.Linear(2, 2)
     for _ = 1, 40 do m = nn.Sequential { m } end

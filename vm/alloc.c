@@ -135,6 +135,18 @@ static const char *human_bytes(char *buf, size_t len, double b)
     return buf;
 }
 
+/* The allocation budget of this thread (0: none): storage bytes it may still allocate. */
+static _Thread_local size_t budget_left;
+static _Thread_local bool budget_on;
+
+size_t fl_set_alloc_budget(size_t nbytes, bool on)
+{
+    size_t prev = budget_on ? budget_left : SIZE_MAX;
+    budget_on = on;
+    budget_left = nbytes;
+    return prev;
+}
+
 static void (*oom_handler)(void);
 
 void fl_set_oom_handler(void (*handler)(void)) { oom_handler = handler; }
@@ -143,6 +155,15 @@ fl_storage *fl_storage_new(size_t nbytes, fl_device dev)
 {
     if (dev.type != FL_DEVICE_CPU && fl_check_device(dev) < 0)
         return NULL;
+    if (budget_on) {
+        if (nbytes > budget_left) {
+            char want[32], left[32];
+            fl_error("allocation budget exceeded: %s asked, %s left",
+                     human_bytes(want, sizeof want, (double)nbytes), human_bytes(left, sizeof left, (double)budget_left));
+            return NULL;
+        }
+        budget_left -= nbytes;
+    }
     const fl_allocator *a = allocators[dev.type];
     char want[32], have[32];
     if (nbytes > physical_memory() || nbytes > SIZE_MAX - HEADER_BYTES) {

@@ -252,7 +252,13 @@ local function decode_module(ctx, spec)
   -- building initialises parameters that the state dict then overwrites: keep the random
   -- generator where it was, so that loading a checkpoint does not change what comes next
   local rng = core.get_rng_state()
+  -- a description is data from a file: building it may allocate what its weights need
+  -- (with room for the initialisers' temporaries), not what a hostile file asks for
+  local need = 0
+  for _, t in pairs(state) do need = need + t:nbytes() end
+  local prev = core._set_alloc_budget(8 * need + (64 << 20))
   local ok, m = pcall(nn.build, desc)
+  core._set_alloc_budget(prev)
   core.set_rng_state(rng)
   if not ok then bad_file(ctx, 'cannot rebuild the model: ' .. tostring(m):gsub('^.-:%d+: ', '')) end
   -- a model saved after m:double() comes back in float64 (constructors make float32)
